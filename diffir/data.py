@@ -1,0 +1,171 @@
+"""The training pool: 68 licensed photographs unpacked from Debian packages, and patch sampling.
+
+``python -m diffir.data collect [--cache DIR]`` downloads the packages listed in ``pool.tsv`` with
+``apt-get download``, checks every member against its SHA-256, and writes RGB PNGs to
+``DIR/pool/{train,val}/NAME.png`` (images wider than 2500 px halved with a box filter: many 4K
+wallpapers are soft or noisy at full size). The validation split is fixed: whole images, never
+patches of training images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+POOL_LIST = Path(__file__).with_name("pool.tsv")
+DEFAULT_CACHE = Path(os.environ.get("DIFFIR_CACHE", Path(__file__).resolve().parent.parent / "cache"))
+MAX_WIDTH = 2500
+VAL_LONG_SIDE = 512
+
+
+@dataclass(frozen=True)
+class PoolEntry:
+    name: str
+    split: str
+    package: str
+    version: str
+    member: str
+    kind: str
+    licence: str
+    sha256: str
+
+
+def read_pool(path: Path = POOL_LIST) -> list[PoolEntry]:
+    rows = [line.split("\t") for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return [PoolEntry(*row) for row in rows]
+
+
+def _largest_jpeg(blob: bytes) -> Image.Image:
+    """EET (.edj) containers hold the same JPEG at several sizes: decode the largest."""
+    best: Image.Image | None = None
+    start = blob.find(b"\xff\xd8\xff")
+    while start != -1:
+        try:
+            im = Image.open(io.BytesIO(blob[start:]))
+            im.load()
+            if best is None or im.width * im.height > best.width * best.height:
+                best = im
+        except OSError:
+            pass
+        start = blob.find(b"\xff\xd8\xff", start + 3)
+    if best is None:
+        raise ValueError("no JPEG stream found")
+    return best
+
+
+def _download(packages: dict[str, str], deb_dir: Path) -> None:
+    deb_dir.mkdir(parents=True, exist_ok=True)
+    want = [f"{p}={v}" for p, v in packages.items() if not list(deb_dir.glob(f"{p}_*.deb"))]
+    if not want:
+        return
+    cmd = ["apt-get", "download", *want]
+    if subprocess.run(cmd, cwd=deb_dir).returncode != 0:
+        subprocess.run(["apt-get", "update"], check=True)
+        subprocess.run(cmd, cwd=deb_dir, check=True)
+
+
+def collect(cache: Path = DEFAULT_CACHE) -> Path:
+    """Build ``cache/pool/{train,val}/*.png`` from the Debian packages; returns the pool folder."""
+    entries = read_pool()
+    pool = cache / "pool"
+    todo = [e for e in entries if not (pool / e.split / f"{e.name}.png").is_file()]
+    if not todo:
+        return pool
+    deb_dir, extract = cache / "debs", cache / "extract"
+    _download({e.package: e.version for e in todo}, deb_dir)
+    for pkg in sorted({e.package for e in todo}):
+        (deb,) = deb_dir.glob(f"{pkg}_*.deb")
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(extract)], check=True)
+    for e in todo:
+        blob = (extract / e.member).read_bytes()
+        digest = hashlib.sha256(blob).hexdigest()
+        if digest != e.sha256:
+            raise RuntimeError(f"{e.member}: checksum {digest} does not match pool.tsv ({e.sha256})")
+        im = _largest_jpeg(blob) if e.kind == "edj" else Image.open(io.BytesIO(blob))
+        im = im.convert("RGB")
+        if im.width > MAX_WIDTH:
+            im = im.reduce(2)
+        out = pool / e.split / f"{e.name}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        im.save(out.with_suffix(".tmp.png"))
+        out.with_suffix(".tmp.png").replace(out)
+        print(f"{e.name}: {im.width}x{im.height} ({e.split}, {e.licence})", file=sys.stderr)
+    return pool
+
+
+def load_images(folder: Path) -> list[np.ndarray]:
+    """All PNGs of a folder as H×W×3 uint8 arrays, sorted by name."""
+    return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))]
+
+
+def validation_images(cache: Path = DEFAULT_CACHE, long_side: int = VAL_LONG_SIDE) -> dict[str, np.ndarray]:
+    """The fixed validation photos, downscaled (Lanczos) to ``long_side`` and cropped to a multiple
+    of 16, so every task and scale sees whole images of one size."""
+    out = {}
+    for p in sorted((cache / "pool" / "val").glob("*.png")):
+        im = Image.open(p).convert("RGB")
+        s = long_side / max(im.size)
+        im = im.resize((round(im.width * s), round(im.height * s)), Image.Resampling.LANCZOS)
+        w, h = im.width // 16 * 16, im.height // 16 * 16
+        out[p.stem] = np.asarray(im.crop((0, 0, w, h)))
+    if not out:
+        raise FileNotFoundError(f"no validation images in {cache / 'pool' / 'val'}: run python -m diffir.data collect")
+    return out
+
+
+class PatchSampler:
+    """Random square patches from whole images, weighted towards texture.
+
+    Flat patches (sky, fog, bokeh) dominate this pool; a patch is kept with probability
+    min(1, energy / ``energy_ref``) where energy is its mean absolute gradient, so flat regions
+    are still seen, just less often. Random flips and 90° rotations.
+    """
+
+    def __init__(self, images: list[np.ndarray], size: int, rng: np.random.Generator, energy_ref: float = 12.0):
+        if not images:
+            raise ValueError("no training images")
+        self.images = [im for im in images if min(im.shape[:2]) >= size]
+        weights = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=np.float64)
+        self.p = weights / weights.sum()
+        self.size, self.rng, self.energy_ref = size, rng, energy_ref
+
+    def __call__(self) -> np.ndarray:
+        s, rng = self.size, self.rng
+        for _ in range(20):
+            im = self.images[rng.choice(len(self.images), p=self.p)]
+            y = rng.integers(0, im.shape[0] - s + 1)
+            x = rng.integers(0, im.shape[1] - s + 1)
+            patch = im[y : y + s, x : x + s]
+            g = patch.astype(np.float32).mean(axis=2)
+            energy = (np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean()) / 2
+            if rng.random() < energy / self.energy_ref:
+                break
+        if rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        patch = np.rot90(patch, k=int(rng.integers(4)))
+        return np.ascontiguousarray(patch)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m diffir.data", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("collect", help="download and unpack the training pool")
+    c.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    args = parser.parse_args(argv)
+    pool = collect(args.cache)
+    n = {s: len(list((pool / s).glob("*.png"))) for s in ("train", "val")}
+    print(f"pool ready in {pool}: {n['train']} training and {n['val']} validation photos")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""Padding and tiling: bounded memory for any image size, without seams.
+
+DIRformer is applied tile by tile (feathered blending, CPU-side accumulators) while the IPR is
+computed once per image, so all tiles are restored under the same prior. CPEN itself can be tiled
+exactly: its pooled features are a sum over valid pixels, and each tile carries a halo as wide as
+CPEN's receptive field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+PadMode = str  # "reflect" (BasicSR) or "symmetric" (LaMa: edge-inclusive mirror)
+
+
+def symmetric_pad(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+    """numpy ``mode='symmetric'`` on the bottom/right (mirror including the edge pixel)."""
+    while pad_h > 0 or pad_w > 0:  # a single mirror covers at most the image size
+        ph, pw = min(pad_h, x.shape[-2]), min(pad_w, x.shape[-1])
+        if ph:
+            x = torch.cat([x, x[..., -ph:, :].flip(-2)], dim=-2)
+        if pw:
+            x = torch.cat([x, x[..., :, -pw:].flip(-1)], dim=-1)
+        pad_h, pad_w = pad_h - ph, pad_w - pw
+    return x
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, mode: PadMode = "reflect") -> tuple[torch.Tensor, int, int]:
+    """Pad bottom/right so H and W are multiples of ``multiple``; returns (padded, pad_h, pad_w).
+
+    ``reflect`` falls back to ``symmetric`` where the image is too small to reflect (pad ≥ size).
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x, 0, 0
+    if mode == "reflect" and ph < h and pw < w:
+        return F.pad(x, (0, pw, 0, ph), mode="reflect"), ph, pw
+    return symmetric_pad(x, ph, pw), ph, pw
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: the input window [y0:y1, x0:x1] it reads, including its overlap."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+
+def tile_grid(h: int, w: int, tile: int, overlap: int, multiple: int = 1) -> list[Tile]:
+    """Overlapping windows of at most ``tile`` px covering an h×w image; window origins and sizes
+    are multiples of ``multiple`` (tiles at the far edges shift inwards rather than shrink)."""
+    if tile <= 0 or (tile >= h and tile >= w):
+        return [Tile(0, h, 0, w)]
+    tile = max(multiple, tile // multiple * multiple)
+    overlap = min(overlap, tile // 2)
+
+    def starts(n: int) -> list[int]:
+        if tile >= n:
+            return [0]
+        count = math.ceil((n - overlap) / (tile - overlap))
+        last = n - tile
+        pos = [round(i * last / (count - 1)) // multiple * multiple for i in range(count)]
+        pos[-1] = last
+        return sorted(set(pos))
+
+    th, tw = min(tile, h), min(tile, w)
+    return [Tile(y, y + th, x, x + tw) for y in starts(h) for x in starts(w)]
+
+
+def feather(n: int, ramp: int, start: bool, end: bool) -> np.ndarray:
+    """1-D blending weights: a raised-cosine ramp of ``ramp`` px on the sides that overlap others."""
+    wgt = np.ones(n, np.float32)
+    if ramp > 0:
+        r = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp, dtype=np.float32) + 0.5) / ramp)
+        if start:
+            wgt[:ramp] = np.minimum(wgt[:ramp], r)
+        if end:
+            wgt[-ramp:] = np.minimum(wgt[-ramp:], r[::-1])
+    return wgt
+
+
+def run_tiled(
+    x: torch.Tensor,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    tile: int,
+    overlap: int,
+    scale: int,
+    multiple: int,
+    out_channels: int = 3,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Apply ``fn`` (input window → output window ``scale`` times larger) over tiles and blend.
+
+    ``x`` is 1×C×H×W with H, W multiples of ``multiple``; accumulation happens on the CPU in
+    float32 whatever device ``fn`` runs on, so only one tile lives on the device at a time.
+    """
+    _, _, h, w = x.shape
+    tiles = tile_grid(h, w, tile, overlap, multiple)
+    if len(tiles) == 1:
+        out = fn(x).float().cpu()
+        if progress:
+            progress(1, 1)
+        return out
+    acc = torch.zeros(1, out_channels, h * scale, w * scale)
+    norm = torch.zeros(1, 1, h * scale, w * scale)
+    ramp = overlap * scale
+    for i, t in enumerate(tiles):
+        y = fn(x[..., t.y0 : t.y1, t.x0 : t.x1]).float().cpu()
+        wy = feather(y.shape[-2], ramp, t.y0 > 0, t.y1 < h)
+        wx = feather(y.shape[-1], ramp, t.x0 > 0, t.x1 < w)
+        wgt = torch.from_numpy(np.outer(wy, wx))[None, None]
+        acc[..., t.y0 * scale : t.y1 * scale, t.x0 * scale : t.x1 * scale] += y * wgt
+        norm[..., t.y0 * scale : t.y1 * scale, t.x0 * scale : t.x1 * scale] += wgt
+        if progress:
+            progress(i + 1, len(tiles))
+    return acc / norm
+
+
+def iter_cpen_windows(h: int, w: int, tile: int, halo: int) -> Iterator[tuple[Tile, Tile]]:
+    """Windows for exact tiled CPEN at its input resolution: (window read with halo, valid part
+    within that window). Halo is dropped at the image border, where the convolution's own zero
+    padding is exactly what the whole-image pass sees."""
+    step = max(1, tile)
+    for y in range(0, h, step):
+        for x in range(0, w, step):
+            vy1, vx1 = min(y + step, h), min(x + step, w)
+            ry0, rx0 = max(0, y - halo), max(0, x - halo)
+            ry1, rx1 = min(h, vy1 + halo), min(w, vx1 + halo)
+            yield Tile(ry0, ry1, rx0, rx1), Tile(y - ry0, vy1 - ry0, x - rx0, vx1 - rx0)
+
+
+def cpen_pooled_tiled(
+    features: Callable[[torch.Tensor], torch.Tensor], packed: torch.Tensor, tile: int, halo: int
+) -> torch.Tensor:
+    """Global average of CPEN's feature map computed window by window (bit-for-bit the same maths
+    as the whole-image pass up to float summation order)."""
+    _, _, h, w = packed.shape
+    total = None
+    for read, valid in iter_cpen_windows(h, w, tile, halo):
+        f = features(packed[..., read.y0 : read.y1, read.x0 : read.x1])
+        s = f[..., valid.y0 : valid.y1, valid.x0 : valid.x1].double().sum(dim=(2, 3))
+        total = s if total is None else total + s
+    assert total is not None
+    return (total / (h * w)).to(packed.dtype)
