@@ -447,3 +447,64 @@ def save_pretrained(model: DiffIRS1 | DiffIRS2, directory: str | os.PathLike[str
 def convert(official_file: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
     """Official checkpoint → our folder format."""
     return save_pretrained(load_network(official_file), out_dir)
+
+
+# --------------------------------------------------------------------------------------------------
+# Where the weights for a task come from
+# --------------------------------------------------------------------------------------------------
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+OFFICIAL_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
+
+
+class WeightsNotFound(FileNotFoundError):
+    """No weights for a task anywhere we look; the message lists the places."""
+
+
+def _in_folder(folder: Path) -> Path | None:
+    """An official checkpoint dropped into the folder wins over our shipped model (the user put it
+    there on purpose); otherwise our ``config.json`` + ``model.safetensors``."""
+    if not folder.is_dir():
+        return None
+    official = sorted(p for p in folder.iterdir() if p.suffix in OFFICIAL_SUFFIXES and p.name != WEIGHTS_NAME)
+    if official:
+        return official[0]
+    return folder if (folder / WEIGHTS_NAME).is_file() else None
+
+
+def resolve_weights(task: str, explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Weights for ``task``, first found of:
+
+    1. ``explicit`` (``--weights``) or ``$DIFFIR_WEIGHTS``: a model folder or file, or a folder with
+       one sub-folder per task (``sr/``, ``deblur/``, ``inpaint/``);
+    2. ``weights/<task>/`` in this repository (our shipped model, or an official checkpoint put there);
+    3. ``$DIFFIR_HUB_REPO`` on the Hugging Face Hub (``<task>/config.json`` + ``model.safetensors``),
+       through the local cache; ``HF_HUB_OFFLINE=1`` is respected.
+    """
+    tried = []
+    given = explicit or os.environ.get("DIFFIR_WEIGHTS")
+    if given:
+        p = Path(given).expanduser()
+        found = _in_folder(p / task) or (p if p.is_file() else _in_folder(p))
+        if found is None:
+            raise WeightsNotFound(f"no DiffIR weights for {task} at {p} (expected a model folder or file)")
+        return found
+    local = _in_folder(WEIGHTS_DIR / task)
+    if local is not None:
+        return local
+    tried.append(str(WEIGHTS_DIR / task))
+    repo = os.environ.get("DIFFIR_HUB_REPO")
+    if repo:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            hf_hub_download(repo, f"{task}/{CONFIG_NAME}")
+            return Path(hf_hub_download(repo, f"{task}/{WEIGHTS_NAME}")).parent
+        except Exception as e:
+            tried.append(f"hub repo {repo} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+    else:
+        tried.append("no DIFFIR_HUB_REPO set")
+    raise WeightsNotFound(
+        f"no DiffIR weights for {task}: looked in {'; '.join(tried)}. Put a model folder or an official "
+        f"checkpoint in weights/{task}/, pass --weights, or set DIFFIR_WEIGHTS / DIFFIR_HUB_REPO."
+    )

@@ -1,0 +1,208 @@
+"""``diffir.restore`` with tiny random networks: modes kept, inpainting exactness, seeds, errors."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffir.imageio import ImageError, read_image
+from diffir.pipeline import Options, restore
+
+from .conftest import random_model
+from .test_imageio import CASES, decode_reference, deep_png, png_bytes
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {t: random_model(t) for t in ("sr", "deblur", "inpaint")}
+
+
+def photo(h: int = 40, w: int = 56, seed: int = 0) -> np.ndarray:
+    """A smooth, natural-ish RGB test image."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([np.sin(6 * xx + 1), np.cos(5 * yy), np.sin(4 * (xx + yy))], axis=2) * 0.35 + 0.5
+    return np.clip(base + rng.normal(0, 0.02, base.shape), 0, 1)
+
+
+def u8(x: np.ndarray) -> np.ndarray:
+    return np.rint(x * 255).astype(np.uint8)
+
+
+def test_sr_keeps_alpha_resized_and_mode(models):
+    rgba = np.dstack([u8(photo()), np.full((40, 56), 200, np.uint8)])
+    rgba[:10, :10, 3] = 0
+    r = restore("sr", png_bytes(Image.fromarray(rgba, "RGBA")), model=models["sr"], options=Options(seed=1))
+    out = decode_reference(r.png())
+    assert out.shape == (160, 224, 4)
+    assert out[5:30, 5:30, 3].max() == 0 and out[60:, 60:, 3].min() >= 199  # alpha up-scaled, edges sharp
+
+
+def test_deblur_copies_alpha_and_keeps_grey_and_depth(models):
+    la = CASES["LA"]()
+    r = restore("deblur", png_bytes(Image.fromarray(la, "LA")), model=models["deblur"], options=Options(seed=1))
+    out = decode_reference(r.png())
+    assert out.shape == la.shape
+    np.testing.assert_array_equal(out[..., 1], la[..., 1])
+    deep = CASES["RGB;16"]()
+    r = restore("deblur", deep_png(deep), model=models["deblur"], options=Options(seed=1))
+    assert r.picture.depth == 16 and decode_reference(r.png()).dtype == np.uint16
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "RGB;16", "L"])
+def test_inpainting_outside_mask_is_bit_identical(models, mode):
+    arr = CASES[mode]()
+    data = deep_png(arr) if mode == "RGB;16" else png_bytes(Image.fromarray(arr, mode=mode))
+    mask = np.zeros(arr.shape[:2], bool)
+    mask[3:8, 4:12] = True
+    r = restore("inpaint", data, mask=mask, model=models["inpaint"], options=Options(seed=5))
+    out = decode_reference(r.png())
+    assert out.shape == arr.shape and out.dtype == arr.dtype
+    np.testing.assert_array_equal(out[~mask], arr[~mask])
+    assert (out[mask] != arr[mask]).any()
+
+
+def test_inpainting_dilation_and_crop_strategy(models):
+    img = u8(photo(300, 1200))
+    mask = np.zeros((300, 1200), bool)
+    mask[140:150, 600:620] = True
+    r = restore(
+        "inpaint",
+        png_bytes(Image.fromarray(img)),
+        mask=mask,
+        model=models["inpaint"],
+        options=Options(seed=0, dilate=3),
+    )
+    out = decode_reference(r.png())
+    grown = np.zeros_like(mask)
+    grown[137:153, 597:623] = True
+    assert "crop" in r.extra  # large image: only the region around the mask went through the network
+    np.testing.assert_array_equal(out[~grown], img[~grown])
+    assert (out[138:152, 598:622] != img[138:152, 598:622]).any()  # the dilated ring was filled too
+
+
+def test_inpainting_mask_errors(models):
+    img = png_bytes(Image.fromarray(CASES["RGB"]()))
+    with pytest.raises(ImageError, match="mask is empty"):
+        restore("inpaint", img, mask=np.zeros((13, 17), bool), model=models["inpaint"])
+    with pytest.raises(ImageError, match=r"mask is 10×10 but the image is 17×13"):
+        restore("inpaint", img, mask=np.ones((10, 10), bool), model=models["inpaint"])
+    with pytest.raises(ImageError, match="needs a mask"):
+        restore("inpaint", img, model=models["inpaint"])
+
+
+def test_seed_is_recorded_and_reproducible(models):
+    img = png_bytes(Image.fromarray(u8(photo())))
+    a = restore("deblur", img, model=models["deblur"], options=Options(seed=11))
+    b = restore("deblur", img, model=models["deblur"], options=Options(seed=11))
+    c = restore("deblur", img, model=models["deblur"], options=Options(seed=12))
+    r = restore("deblur", img, model=models["deblur"])
+    assert a.seed == 11 and isinstance(r.seed, int)
+    assert a.png() == b.png() and a.png() != c.png()
+    again = restore("deblur", img, model=models["deblur"], options=Options(seed=r.seed))
+    assert again.png() == r.png()
+    assert "seed 11" in a.summary() and "4 steps" in a.summary()
+
+
+def test_whole_image_equals_the_official_forward(models):
+    """tile=0 and seed s reproduce ``torch.manual_seed(s); net(padded x)`` (cropped, clamped)."""
+    model = models["sr"]
+    img = photo(21, 30)
+    r = restore("sr", png_bytes(Image.fromarray(u8(img))), model=model, options=Options(seed=2023, tile=0))
+    x = torch.from_numpy(read_image(png_bytes(Image.fromarray(u8(img)))).rgb).permute(2, 0, 1)[None]
+    xp = torch.nn.functional.pad(x, (0, 2, 0, 3), mode="reflect")
+    torch.manual_seed(2023)
+    with torch.no_grad():
+        ref = model(xp)[..., :84, :120].clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(decode_reference(r.png()), np.rint(ref * 255).astype(np.uint8))
+
+
+def test_steps_and_bad_options(models):
+    img = png_bytes(Image.fromarray(u8(photo())))
+    one = restore("deblur", img, model=models["deblur"], options=Options(seed=1, steps=1))
+    four = restore("deblur", img, model=models["deblur"], options=Options(seed=1, steps=4))
+    assert one.steps == 1 and one.png() != four.png()
+    with pytest.raises(ImageError, match="steps must be between 1 and 4"):
+        restore("deblur", img, model=models["deblur"], options=Options(steps=9))
+    if not torch.cuda.is_available():
+        with pytest.raises(ImageError, match="no CUDA GPU"):
+            restore("deblur", img, model=models["deblur"], options=Options(device="cuda"))
+    with pytest.raises(ImageError, match="not sr"):
+        restore("sr", img, model=models["deblur"])
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        restore("deblur", img[:50], model=models["deblur"])
+
+
+def test_progress_reports_tiles(models):
+    seen = []
+    restore(
+        "deblur",
+        png_bytes(Image.fromarray(u8(photo(64, 96)))),
+        model=models["deblur"],
+        options=Options(seed=0, tile=32, overlap=8),
+        progress=lambda f, msg: seen.append((f, msg)),
+    )
+    assert seen[0][0] == 0.0 and seen[-1] == (1.0, "done")
+    assert any("tile 12/12" in m for _, m in seen)
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions)
+
+
+def test_weights_resolution(tmp_path, monkeypatch):
+    from diffir import save_pretrained
+    from diffir.pipeline import get_model
+    from diffir.weights import WeightsNotFound, resolve_weights
+
+    save_pretrained(random_model("deblur"), tmp_path / "deblur")
+    monkeypatch.setenv("DIFFIR_WEIGHTS", str(tmp_path))
+    assert resolve_weights("deblur") == tmp_path / "deblur"
+    with pytest.raises(WeightsNotFound, match="no DiffIR weights for sr"):
+        resolve_weights("sr")
+    assert get_model("deblur") is get_model("deblur")  # loaded once per process
+    with pytest.raises(ImageError, match="is a deblur network, not sr"):
+        get_model("sr", tmp_path / "deblur")
+    monkeypatch.delenv("DIFFIR_WEIGHTS")
+    # an official checkpoint dropped into a task folder is picked up (and wins over ours)
+    import diffir.weights as W
+    from diffir.weights import to_official
+
+    monkeypatch.setattr(W, "WEIGHTS_DIR", tmp_path / "w")
+    save_pretrained(random_model("sr"), tmp_path / "w" / "sr")
+    assert resolve_weights("sr") == tmp_path / "w" / "sr"
+    torch.save({"params_ema": to_official(random_model("sr", seed=3))}, tmp_path / "w" / "sr" / "DiffIRS2-GANx4.pth")
+    assert resolve_weights("sr").name == "DiffIRS2-GANx4.pth"
+
+
+def test_hub_repo_is_used_through_the_local_cache(tmp_path, monkeypatch):
+    """``DIFFIR_HUB_REPO`` resolves through ``hf_hub_download``; offline it uses the cache only."""
+    import diffir.weights as W
+    from diffir import save_pretrained
+
+    monkeypatch.setattr(W, "WEIGHTS_DIR", tmp_path / "none")
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("DIFFIR_HUB_REPO", "someone/diffir")
+    import huggingface_hub.constants as C
+
+    monkeypatch.setattr(C, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(C, "HF_HUB_OFFLINE", True)
+    with pytest.raises(W.WeightsNotFound, match="hub repo someone/diffir"):
+        W.resolve_weights("deblur")
+    # populate the cache the way huggingface_hub lays it out, then resolve offline
+    snap = cache / "models--someone--diffir" / "snapshots" / ("0" * 40)
+    save_pretrained(random_model("deblur"), snap / "deblur")
+    (cache / "models--someone--diffir" / "refs").mkdir(parents=True)
+    (cache / "models--someone--diffir" / "refs" / "main").write_text("0" * 40)
+    assert W.resolve_weights("deblur") == snap / "deblur"
+
+
+def test_png_is_returned_for_grey_16_bit(models):
+    g = CASES["I;16"]()
+    r = restore("sr", png_bytes(Image.fromarray(g)), model=models["sr"], options=Options(seed=0))
+    im = Image.open(io.BytesIO(r.png()))
+    assert im.mode == "I;16" and im.size == (68, 52)
