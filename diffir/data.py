@@ -155,12 +155,96 @@ class PatchSampler:
         return np.ascontiguousarray(patch)
 
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+BRUSH = (255, 46, 99)  # the app's brush colour, so example masks look painted
+
+
+def make_examples(cache: Path = DEFAULT_CACHE, out: Path = EXAMPLES) -> list[Path]:
+    """Small example inputs for the app from the validation photos, degraded with our own
+    degradations (seeded, so the files are reproducible). Writes a README with sources and licences."""
+    from . import degradations as D
+
+    entries = {e.name: e for e in read_pool()}
+    plan = [  # (task, photo, (size, zoom, relative crop position), kind)
+        ("sr", "palapeli_castle-maintenon", ((768, 576), 1.3, (0.5, 0.3)), "bicubic"),
+        ("sr", "lomiri_Wine", ((768, 576), 1.6, (0.5, 0.5)), "realistic"),
+        ("sr", "mate_LadyBird", ((768, 576), 1.5, (0.5, 0.5)), "realistic"),
+        ("deblur", "lomiri_Bridge", ((512, 384), 1.4, (0.5, 0.5)), "motion"),
+        ("deblur", "e_Sea-of-Lanterns", ((512, 384), 1.8, (0.4, 0.5)), "motion"),
+        ("deblur", "plasma_Path", ((512, 384), 1.5, (0.5, 0.6)), "motion"),
+        ("inpaint", "lxqt_flowers", ((512, 384), 1.2, (0.5, 0.5)), "strokes"),
+        ("inpaint", "mate_YellowFlower", ((512, 384), 1.2, (0.5, 0.5)), "strokes"),
+        ("inpaint", "palapeli_castle-maintenon", ((512, 384), 1.1, (0.5, 0.4)), "boxes"),
+    ]
+    lines = [
+        "# Example inputs",
+        "",
+        "Made by `python -m diffir.data examples` from the fixed validation photos of the training pool",
+        "(never seen in training), resized and cropped, then degraded with `diffir.degradations`",
+        "(seeded). Sources are Debian packages; each file keeps its photo's licence:",
+        "",
+        "| file | photo | package | licence | degradation |",
+        "|---|---|---|---|---|",
+    ]
+    written = []
+    for i, (task, name, ((w, h), zoom, (fx, fy)), kind) in enumerate(plan):
+        e = entries[name]
+        im = Image.open(cache / "pool" / "val" / f"{name}.png").convert("RGB")
+        s = max(w / im.width, h / im.height) * zoom  # the crop shows 1/zoom of the photo's short side
+        im = im.resize((round(im.width * s), round(im.height * s)), Image.Resampling.LANCZOS)
+        x, y = round(fx * (im.width - w)), round(fy * (im.height - h))
+        im = im.crop((x, y, x + w, y + h))
+        gt = np.asarray(im).astype(np.float32) / 255
+        rng = np.random.default_rng(1000 + i)
+        folder = out / task
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{name.split('_', 1)[1].lower()}"
+        if task == "sr":
+            lq = D.bicubic_downsample(gt, 4) if kind == "bicubic" else D.realesrgan_degrade(gt, 4, rng, D.MODERATE)
+            desc = (
+                "×4 bicubic down-sampling"
+                if kind == "bicubic"
+                else "×4 Real-ESRGAN-style second-order degradation (moderate)"
+            )
+            arrays = {stem: lq}
+        elif task == "deblur":
+            k = D.motion_kernel(rng, rng.uniform(15, 25), 1.0)
+            arrays = {stem: D.motion_blur(gt, k, 0.01, rng)}
+            desc = "random camera-trajectory motion blur, σ 0.01 noise"
+        else:
+            preset = D.MASK_PRESETS["thick" if kind == "boxes" else "medium"].scaled(2)
+            if kind == "boxes":
+                preset = D.replace(preset, box_proba=1e9)
+            mask = D.random_mask((h, w), preset, rng)
+            layer = np.zeros((h, w, 4), np.uint8)
+            layer[mask > 0] = (*BRUSH, 255)
+            arrays = {stem: gt}
+            Image.fromarray(layer, "RGBA").save(folder / f"{stem}_mask.png")
+            desc = f"clean photo + LaMa-style {'box' if kind == 'boxes' else 'medium stroke'} mask (`{stem}_mask.png`)"
+        for s, arr in arrays.items():
+            path = folder / f"{s}.png"
+            Image.fromarray((np.clip(arr, 0, 1) * 255).round().astype(np.uint8)).save(path)
+            written.append(path)
+            lines.append(f"| `{task}/{s}.png` | {e.name} | {e.package} {e.version} | {e.licence} | {desc} |")
+    lines += ["", "Licence texts: `/usr/share/doc/<package>/copyright` in each Debian package.", ""]
+    (out / "README.md").write_text("\n".join(lines))
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m diffir.data", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("collect", help="download and unpack the training pool")
     c.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    x = sub.add_parser("examples", help="(re)make the app's example inputs from the validation photos")
+    x.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    x.add_argument("--out", type=Path, default=EXAMPLES)
     args = parser.parse_args(argv)
+    if args.cmd == "examples":
+        collect(args.cache)
+        for p in make_examples(args.cache, args.out):
+            print(p)
+        return 0
     pool = collect(args.cache)
     n = {s: len(list((pool / s).glob("*.png"))) for s in ("train", "val")}
     print(f"pool ready in {pool}: {n['train']} training and {n['val']} validation photos")

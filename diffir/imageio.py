@@ -122,7 +122,7 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
     pixels = width * height
     if pixels > max_pixels:
         raise ImageError(
-            f"the image is {pixels / 1e6:.1f} Mpx ({width}×{height}); the limit is {max_pixels / 1e6:.0f} Mpx. "
+            f"the image is {pixels / 1e6:.1f} Mpx ({width}×{height}); the limit is {max_pixels / 1e6:g} Mpx. "
             "Downscale it first, or raise the limit (--max-pixels / DIFFIR_MAX_PIXELS)."
         )
     if min(width, height) < MIN_SIDE:
