@@ -1,0 +1,112 @@
+"""Training runs, resumes, hands stage 1 to stage 2, and runs data-parallel under torchrun (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffir import load_network
+from diffir.train import TrainConfig, lr_at, train
+
+TINY = dict(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, ffn_expansion_factor=2.0, n_encoder_res=1)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cache")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("val", 2)):
+        (root / "pool" / split).mkdir(parents=True)
+        for i in range(n):
+            yy, xx = np.mgrid[0:160, 0:200] / 50
+            img = np.stack([np.sin(xx * (i + 1)), np.cos(yy * 2), np.sin(xx + yy)], axis=2) * 90 + 128
+            img = np.clip(img + rng.normal(0, 20, img.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(root / "pool" / split / f"p{i}.png")
+    return root
+
+
+def _cfg(cache: Path, task: str, stage: str, **kw) -> TrainConfig:
+    model = dict(TINY, **({"scale": 4, "norm_type": "BiasFree"} if task == "sr" else {}))
+    if task == "inpaint":
+        model["num_refinement_blocks"] = 0
+    base = dict(task=task, stage=stage, model=model, patch=16, batch=2, iters=4, warmup=1, val_every=2, ckpt_every=2,
+                log_every=1, cache=str(cache), image_scales=(1.0,), threads=1)  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("task", ["sr", "deblur", "inpaint"])
+def test_two_stages_and_resume(tmp_path, cache, task):
+    s1 = tmp_path / "s1"
+    train(_cfg(cache, task, "s1"), s1)
+    state = torch.load(s1 / "last.pt", weights_only=True)
+    assert state["step"] == 4
+    teacher = load_network(s1 / "best")
+    assert teacher.config.stage == "s1" and teacher.config.task == task
+    log = [json.loads(line) for line in (s1 / "log.jsonl").read_text().splitlines()]
+    assert any("val_psnr" in r for r in log) and all(np.isfinite(r.get("l_pix", 0)) for r in log)
+
+    s2 = tmp_path / "s2"
+    cfg2 = _cfg(cache, task, "s2", teacher=str(s1 / "best"), encoder_iters=2)
+    train(cfg2, s2)
+    log2 = [json.loads(line) for line in (s2 / "log.jsonl").read_text().splitlines()]
+    phases = [r["phase"] for r in log2 if "phase" in r]
+    assert phases[:2] == ["encoder", "encoder"] and phases[-1] == "joint"
+    assert "l_ipr" in log2[0] and "l_pix" not in log2[0] and "l_pix" in log2[-2]
+    student = load_network(s2 / "best")
+    assert student.config.stage == "s2"
+    # stage 2 started its DIRformer from stage 1 and, in the encoder phase, left it alone
+    state = torch.load(s2 / "last.pt", weights_only=True)
+    assert state["step"] == 4
+
+    # resume: extend the run by two steps, continuing from the checkpoint
+    cfg2.iters = 6
+    train(cfg2, s2)
+    assert torch.load(s2 / "last.pt", weights_only=True)["step"] == 6
+    log3 = [json.loads(line) for line in (s2 / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log3 if "phase" in r][-2:] == [5, 6]
+
+
+def test_encoder_phase_freezes_dirformer(tmp_path, cache):
+    s1 = tmp_path / "s1"
+    train(_cfg(cache, "deblur", "s1", iters=2), s1)
+    s2 = tmp_path / "s2"
+    train(_cfg(cache, "deblur", "s2", teacher=str(s1 / "best"), encoder_iters=2, iters=2, ema=0.0), s2)
+    teacher = load_network(s1 / "best")
+    state = torch.load(s2 / "last.pt", weights_only=True)["model"]
+    for k, v in teacher.dirformer.state_dict().items():
+        assert torch.equal(state[f"dirformer.{k}"], v), k
+
+
+def test_lr_schedule():
+    assert lr_at(0, 0, 100, 1e-3, 1e-6, 10) == pytest.approx(1e-4)
+    assert lr_at(10, 0, 100, 1e-3, 1e-6, 10) == pytest.approx(1e-3)
+    assert lr_at(99, 0, 100, 1e-3, 1e-6, 10) < 2e-6 + 1e-6
+    assert lr_at(150, 100, 300, 1e-3, 1e-6, 10) < 1e-3
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(tmp_path, cache):
+    cfg = _cfg(cache, "deblur", "s1", iters=3, val_every=3, ckpt_every=3)
+    path = tmp_path / "cfg.json"
+    d = {k: v for k, v in cfg.__dict__.items() if k not in ("task", "stage")}
+    path.write_text(json.dumps(d))
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "diffir.train",
+           "--task", "deblur", "--stage", "s1", "--run-dir", str(run), "--config", str(path)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env=env, cwd=Path(__file__).resolve().parent.parent
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "on 2 processes" in res.stdout
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == 3
+    assert load_network(run / "best").config.task == "deblur"
