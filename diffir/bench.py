@@ -10,11 +10,14 @@
     python -m diffir.bench --tiling   # tiled vs whole-image output on a natural photo: PSNR and the
                                       # step at tile borders
     python -m diffir.bench --big      # a 4000x3000 deblur with 256 px tiles (full official config)
+    python -m diffir.bench --app      # `python app.py` to its first HTTP answer, then the first
+                                      # request of each tab at 512x512 through gradio_client
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import resource
@@ -132,12 +135,20 @@ def sweep_case(task: str, mpx: float, tile: int, threads: int) -> dict:
     }
 
 
+def edge_step(img: np.ndarray, rows: list[int], cols: list[int]) -> float:
+    """Mean |difference| between neighbouring pixels across the given rows and columns."""
+    d = [np.abs(img[:, c] - img[:, c - 1]).mean() for c in cols]
+    d += [np.abs(img[r] - img[r - 1]).mean() for r in rows]
+    return float(np.mean(d))
+
+
 def tiling_case(threads: int, tile: int = 256, overlap: int = 32) -> dict:
     """Tiled vs whole-image deblurring of a natural photo (the first validation photo, or a synthetic one)."""
     from .data import DEFAULT_CACHE
     from .imageio import Picture, read_image
     from .metrics import psnr
     from .pipeline import Options, restore
+    from .tiling import tile_grid
 
     torch.set_num_threads(threads)
     out = {}
@@ -165,6 +176,12 @@ def tiling_case(threads: int, tile: int = 256, overlap: int = 32) -> dict:
         tiled = restore(task, pic, mask=mask, model=model, options=t_opts)
         a, b = whole.picture.rgb, tiled.picture.rgb
         diff = np.abs(a - b).mean(axis=2)
+        # the seam figure: mean |step| between neighbouring pixels across every tile edge, tiled
+        # over whole-image output (1.00 = no visible border; a hard cut shows as a ratio above 1)
+        m, sc = model.config.multiple, model.config.out_scale
+        grid = tile_grid(-(-h // m) * m, -(-w // m) * m, t_opts.tile, overlap, m)  # on the padded input
+        cols = sorted({e * sc for t in grid for e in (t.x0, t.x1) if 0 < e < w})
+        rows = sorted({e * sc for t in grid for e in (t.y0, t.y1) if 0 < e < h})
         out[task] = {
             "weights": which,
             "image": source,
@@ -175,12 +192,22 @@ def tiling_case(threads: int, tile: int = 256, overlap: int = 32) -> dict:
             "psnr_tiled_vs_whole_db": psnr(b, a, mask=mask) if mask is not None else psnr(b, a),
             "max_abs_diff_8bit": float(np.abs(a - b).max() * 255),
             "mean_abs_diff_8bit": float(diff.mean() * 255),
+            "seam_step_ratio": edge_step(b, rows, cols) / edge_step(a, rows, cols),
         }
     return out
 
 
-def big_case(threads: int, config: str) -> dict:
-    """A 4000×3000 deblur with 256 px tiles: the memory bound of tiled inference."""
+class _EnoughTiles(Exception):
+    pass
+
+
+def big_case(threads: int, config: str, max_tiles: int = 0) -> dict:
+    """A 4000×3000 deblur with 256 px tiles: the memory bound of tiled inference.
+
+    ``max_tiles`` stops after that many tiles (the full official config needs ~25 min on 2 cores):
+    the full-size accumulators and the IPR pass are already allocated by then, and every later tile
+    reuses the same working set, so the peak is the whole run's.
+    """
     from .imageio import Picture
     from .model import VARIANTS, build_model
     from .pipeline import Options, restore
@@ -192,17 +219,94 @@ def big_case(threads: int, config: str) -> dict:
         model, which = _shipped_or_preset("deblur")
     pic = Picture(_test_image(3000, 4000))
     base = _rss_mib()
+    done = [0, 0]
+
+    def progress(_: float, message: str) -> None:
+        if message.startswith("restoring tile"):
+            done[:] = [int(n) for n in message.split()[-1].split("/")]
+            if max_tiles and done[0] >= max_tiles:
+                raise _EnoughTiles
+
     t = time.perf_counter()
-    r = restore("deblur", pic, model=model, options=Options(seed=0, tile=256, overlap=32))
+    with contextlib.suppress(_EnoughTiles):
+        restore("deblur", pic, model=model, options=Options(seed=0, tile=256, overlap=32), progress=progress)
+    seconds = time.perf_counter() - t
     return {
         "model": which,
         "size": [4000, 3000],
         "tile": 256,
-        "tiles": r.tiles,
-        "seconds": time.perf_counter() - t,
+        "tiles": done[1],
+        "tiles_run": done[0],
+        "seconds": seconds,
+        "seconds_full_estimate": seconds * done[1] / max(done[0], 1),
         "peak_rss_mib": _rss_mib(),
         "model_rss_mib": base,
     }
+
+
+def app_case(threads: int, side: int = 512) -> dict:
+    """Start ``python app.py`` as a user would and time it to the first HTTP answer, then time the
+    first request of each tab (``side``² input; SR gets side/4 so its output is side²)."""
+    import os
+    import socket
+    import tempfile
+    import urllib.request
+
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    tmp = Path(tempfile.mkdtemp(prefix="diffir_bench_app_"))
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "OMP_NUM_THREADS": str(threads),
+    }
+    root = Path(__file__).resolve().parents[1]
+    log = (tmp / "app.log").open("w")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        while True:
+            if proc.poll() is not None or time.perf_counter() - t0 > 300:
+                raise RuntimeError(f"app did not start: {(tmp / 'app.log').read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                time.sleep(0.1)
+        startup = time.perf_counter() - t0
+        client = Client(url, verbose=False)
+        photo = _test_image(side, side, seed=1)
+        paths = {}
+        for name, arr in (("full", photo), ("quarter", photo[::4, ::4])):
+            paths[name] = tmp / f"{name}.png"
+            Image.fromarray((arr * 255).round().astype(np.uint8)).save(paths[name])
+        mask = np.zeros((side, side, 4), np.uint8)
+        mask[side // 3 : side // 2, side // 4 : 3 * side // 4] = 255
+        Image.fromarray(mask).save(tmp / "mask.png")
+        requests = {
+            "inpaint": (
+                {"background": handle_file(paths["full"]), "layers": [handle_file(tmp / "mask.png")], "composite": None},
+                4, 0, 32, 0, False, 0,
+            ),
+            "super_resolve": (handle_file(paths["quarter"]), 4, 0, 32, 0, False),
+            "deblur": (handle_file(paths["full"]), 4, 0, 32, 0, False),
+        }  # fmt: skip
+        latency = {}
+        for api, args in requests.items():
+            t = time.perf_counter()
+            result = client.predict(*args, api_name=f"/{api}")
+            latency[api] = {"seconds": time.perf_counter() - t, "status": result[2]}
+        return {"startup_s": startup, "first_request": latency, "side": side}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def _child(args: list[str]) -> dict:
@@ -218,6 +322,7 @@ def plot_sweep(results: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for task in ("inpaint", "sr", "deblur"):
@@ -236,6 +341,8 @@ def plot_sweep(results: list[dict], path: Path) -> None:
             ax2.plot(x, [p[2] for p in pts], style, marker="o", label=label)
     for ax, title in ((ax1, "seconds per image"), (ax2, "peak memory (MiB, process RSS)")):
         ax.set_xscale("log")
+        ax.set_xticks(SWEEP_MPX, [f"{m:g}" for m in SWEEP_MPX])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("output megapixels")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
@@ -255,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--sweep", action="store_true", help="seconds and memory vs image and tile size")
     mode.add_argument("--tiling", action="store_true", help="tiled vs whole-image output")
     mode.add_argument("--big", action="store_true", help="4000x3000 deblur with 256 px tiles")
+    mode.add_argument("--app", action="store_true", help="app startup and first-request latency per tab")
+    p.add_argument("--big-tiles", type=int, default=12, help="big: tiles to run with the official config")
     p.add_argument("--max-mpx", type=float, default=12.0, help="sweep: largest output size")
     p.add_argument("--_child", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -266,8 +375,10 @@ def main(argv: list[str] | None = None) -> int:
             r = sweep_case(rest[0], float(rest[1]), int(rest[2]), args.threads)
         elif kind == "tiling":
             r = tiling_case(args.threads)
+        elif kind == "app":
+            r = app_case(args.threads)
         else:
-            r = big_case(args.threads, rest[0])
+            r = big_case(args.threads, rest[0], int(rest[1]))
         print(json.dumps(r))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
@@ -299,15 +410,26 @@ def main(argv: list[str] | None = None) -> int:
         r = _child([*common, "--_child", "tiling"])
         for task, v in r.items():
             print(
-                f"{task:<8} {v['size'][0]}x{v['size'][1]} tile {v['tile']} ({v['tiles']} tiles): tiled vs whole PSNR {v['psnr_tiled_vs_whole_db']:.2f} dB, mean |diff| {v['mean_abs_diff_8bit']:.3f}/255, max {v['max_abs_diff_8bit']:.1f}/255"
+                f"{task:<8} {v['size'][0]}x{v['size'][1]} tile {v['tile']} ({v['tiles']} tiles): tiled vs whole PSNR {v['psnr_tiled_vs_whole_db']:.2f} dB, mean |diff| {v['mean_abs_diff_8bit']:.3f}/255, max {v['max_abs_diff_8bit']:.1f}/255, seam step ratio {v['seam_step_ratio']:.3f}"
             )
         (args.out / "tiling.json").write_text(json.dumps({"meta": meta, "results": r}, indent=2) + "\n")
         return 0
+    if args.app:
+        r = _child([*common, "--_child", "app"])
+        print(f"python app.py: first HTTP answer after {r['startup_s']:.1f} s")
+        for api, v in r["first_request"].items():
+            print(f"  first /{api} at {r['side']}x{r['side']}: {v['seconds']:.1f} s   ({v['status']})")
+        (args.out / "app.json").write_text(json.dumps({"meta": meta, "results": r}, indent=2) + "\n")
+        return 0
     if args.big:
-        results = [_child([*common, "--_child", "big", which]) for which in ("shipped", "official")]
+        results = [
+            _child([*common, "--_child", "big", "shipped", "0"]),
+            _child([*common, "--_child", "big", "official", str(args.big_tiles)]),
+        ]
         for r in results:
             print(
-                f"{r['model']}: 4000x3000 deblur, {r['tiles']} tiles of 256: {r['seconds']:.0f} s, peak {r['peak_rss_mib']:.0f} MiB"
+                f"{r['model']}: 4000x3000 deblur, {r['tiles_run']}/{r['tiles']} tiles of 256 run in {r['seconds']:.0f} s"
+                f" (whole image ~{r['seconds_full_estimate']:.0f} s), peak {r['peak_rss_mib']:.0f} MiB"
             )
         (args.out / "big.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
         return 0

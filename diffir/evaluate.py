@@ -1,6 +1,7 @@
 """Evaluation on whole images with seeded degradations, against classical baselines.
 
     python -m diffir.evaluate --task sr [--data DIR] [--weights W] [--s1 W1] [--out DIR]
+    python -m diffir.evaluate --task sr --curve runs/sr_s1 runs/sr_s2   # validation PSNR vs hours
 
 * SR ×4: Y-PSNR / SSIM (border 4) on bicubic-down-sampled inputs against bicubic and Lanczos
   up-sampling; the same on moderate real-world (second-order) degradations.
@@ -272,6 +273,52 @@ def evaluate(
     return result
 
 
+def training_curve(run_dirs: list[Path]) -> list[dict[str, float]]:
+    """Validation PSNR against cumulative training hours across the runs of one model (stage 1, then 2).
+
+    Resumed runs re-log the steps after their last checkpoint; the latest entry for a step wins.
+    """
+    points, hours = [], 0.0
+    for run in run_dirs:
+        steps: dict[int, dict] = {}
+        vals: dict[int, float] = {}
+        for line in (run / "log.jsonl").read_text().splitlines():
+            rec = json.loads(line)
+            if "val_psnr" in rec:
+                vals[rec["step"]] = rec["val_psnr"]
+            else:
+                steps[rec["step"]] = rec
+        last = 0
+        for step in sorted(set(steps) | set(vals)):
+            if step in steps:
+                hours += steps[step]["s_per_it"] * (step - last) / 3600
+                last = step
+            if step in vals:
+                points.append({"run": run.name, "step": step, "hours": round(hours, 3), "val_psnr": vals[step]})
+    return points
+
+
+def plot_curve(points: list[dict[str, float]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for run in dict.fromkeys(p["run"] for p in points):
+        xs = [p["hours"] for p in points if p["run"] == run]
+        ys = [p["val_psnr"] for p in points if p["run"] == run]
+        ax.plot(xs, ys, marker="o", ms=3, label=run)
+    ax.set_xlabel("training hours on this machine (2 shared CPU cores)")
+    ax.set_ylabel("validation PSNR (dB)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m diffir.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--task", required=True, choices=["sr", "deblur", "inpaint"])
@@ -281,7 +328,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--s1", help="stage-1 weights, for the S1-vs-S2 row")
     p.add_argument("--out", type=Path, help="output folder (default: bench_results/eval_<task>)")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--curve", nargs="+", type=Path, metavar="RUN_DIR", help="only plot validation PSNR vs hours")
     args = p.parse_args(argv)
+    if args.curve:
+        out = args.out or Path("bench_results") / f"curve_{args.task}.png"
+        points = training_curve(args.curve)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        plot_curve(points, out, f"DiffIR {args.task}: quality against training time")
+        out.with_suffix(".json").write_text(json.dumps(points, indent=1) + "\n")
+        print(
+            "\n".join(
+                f"{p['run']:>12} step {p['step']:5d}  {p['hours']:6.2f} h  {p['val_psnr']:.2f} dB" for p in points
+            )
+        )
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     images = load_set(args.data, args.long_side)

@@ -321,14 +321,21 @@ def encode_png(pic: Picture) -> bytes:
     return encode_array_png(picture_to_array(pic), pic.depth, pic.icc)
 
 
+UMASK = os.umask(0o022)
+os.umask(UMASK)  # read once, at import: os.umask is process-wide and not thread-safe
+
+
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write to a temporary name in the same folder, then rename: never a half-written output."""
+    """Write to a temporary name in the same folder, then rename: never a half-written output.
+
+    The file gets the usual permissions (0666 less the umask), not mkstemp's private 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -520,8 +520,9 @@ def build_demo() -> gr.Blocks:
                                 _forget_original("example"), outputs=[original, source_info], api_visibility="private"
                             )
         gr.Markdown(
-            "Weights trained on this project's CPUs from 68 licensed photographs (see `weights/*/README.md`); "
-            "official DiffIR checkpoints dropped into `weights/<task>/` are used instead. "
+            "The shipped weights are small models trained on this project's CPUs from 60 licensed photographs: "
+            "modest quality, measured in `weights/*/README.md`. Official DiffIR checkpoints dropped into "
+            "`weights/<task>/` are used instead. "
             "[Code](https://github.com/Zj-BinXia/DiffIR) of the paper."
         )
     return demo

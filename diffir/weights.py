@@ -29,6 +29,7 @@ from torch import nn
 
 from .diffusion import make_betas, official_buffers
 from .dirformer import SR_UNSHUFFLE
+from .imageio import UMASK
 from .model import DiffIRConfig, DiffIRS1, DiffIRS2, build_model
 
 CONFIG_NAME = "config.json"
@@ -437,6 +438,7 @@ def save_pretrained(model: DiffIRS1 | DiffIRS2, directory: str | os.PathLike[str
     with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as f:
         tmp_w = Path(f.name)
     save_file(tensors, str(tmp_w), metadata=meta)
+    tmp_w.chmod(0o666 & ~UMASK)  # NamedTemporaryFile creates it private (0600)
     tmp_w.replace(directory / WEIGHTS_NAME)
     tmp_c = directory / (CONFIG_NAME + ".tmp")
     tmp_c.write_text(json.dumps(cfg, indent=2) + "\n")

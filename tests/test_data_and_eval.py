@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from diffir import degradations as D
 from diffir.data import PatchSampler, read_pool
-from diffir.evaluate import evaluate, inpaint_opencv, upsample, wiener
+from diffir.evaluate import evaluate, inpaint_opencv, plot_curve, training_curve, upsample, wiener
 from diffir.metrics import psnr, psnr_y, ssim, to_y
 
 from .conftest import random_model
@@ -85,3 +87,30 @@ def test_evaluate_writes_table_and_crops(tmp_path, task):
         assert any(k.startswith("Wiener, true kernel") for k in rows)
     if task == "inpaint":
         assert {"telea", "navier-stokes", "biharmonic"} <= set(rows)
+
+
+def test_training_curve_counts_hours_once_across_resumes(tmp_path):
+    s1, s2 = tmp_path / "t_s1", tmp_path / "t_s2"
+    logs = {
+        s1: [
+            {"step": 20, "s_per_it": 3.6},
+            {"step": 40, "s_per_it": 3.6},
+            {"step": 40, "val_psnr": 20.0},
+            {"step": 60, "s_per_it": 99.0},  # lost in a crash: re-logged after the resume below
+            {"step": 60, "s_per_it": 1.8},
+            {"step": 60, "val_psnr": 21.0},
+        ],
+        s2: [{"step": 20, "s_per_it": 18.0}, {"step": 20, "val_psnr": 21.5}],
+    }
+    for run, recs in logs.items():
+        run.mkdir()
+        (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    points = training_curve([s1, s2])
+    assert [(p["run"], p["step"], p["val_psnr"]) for p in points] == [
+        ("t_s1", 40, 20.0),
+        ("t_s1", 60, 21.0),
+        ("t_s2", 20, 21.5),
+    ]
+    assert [p["hours"] for p in points] == pytest.approx([0.04, 0.05, 0.15])
+    plot_curve(points, tmp_path / "curve.png", "t")
+    assert (tmp_path / "curve.png").stat().st_size > 1000

@@ -206,3 +206,11 @@ def test_mask_from_alpha_or_brightness():
     grey[:, :4] = 255
     grey[:, 4] = 100  # below half: known
     assert mask_from_image(png_bytes(Image.fromarray(grey))).sum() == 40
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    from diffir.imageio import UMASK, write_atomic
+
+    out = write_atomic(tmp_path / "out.png", b"data")
+    assert out.read_bytes() == b"data" and (out.stat().st_mode & 0o777) == 0o666 & ~UMASK
+    assert not list(tmp_path.glob("*.part"))

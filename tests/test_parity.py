@@ -7,6 +7,7 @@ import torch
 
 import diffir
 from diffir.diffusion import sample_ipr
+from diffir.imageio import UMASK
 
 from .conftest import VECTORS, load_vector, official_state_dict
 
@@ -92,6 +93,8 @@ def test_our_format_round_trip_keeps_outputs(tmp_path, vectors):
     net = diffir.load_network(official_state_dict(d))
     diffir.save_pretrained(net, tmp_path / "deblur")
     assert {p.name for p in (tmp_path / "deblur").iterdir()} == {"config.json", "model.safetensors"}
+    modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "deblur").iterdir()}
+    assert modes == {0o666 & ~UMASK}  # not the temporary file's private 0600
     again = diffir.load_network(tmp_path / "deblur")
     assert again.config == net.config
     for k, v in net.state_dict().items():
