@@ -3,7 +3,7 @@
 Scored with ``diffir.evaluate`` (same seeded degradations as the model cards) on the clean example photos
 in ``examples/inpaint/`` — validation photos that training never saw — at 256 px, so it runs in seconds.
 The margins sit below what the shipped models measure here (SR +0.48 dB over bicubic, deblur
-+0.13 dB over the input, inpainting 1.3 dB below Telea: see the model cards) and far above what a
++0.13 dB over the input, inpainting 1.0 dB below Telea; model cards: 512 px validation) and far above what a
 broken or random network scores, so those fail.
 """
 
