@@ -17,19 +17,19 @@ import math
 import os
 import pickle
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from .diffusion import make_betas, official_buffers
 from .dirformer import SR_UNSHUFFLE
-from .imageio import UMASK
+from .imageio import write_atomic
 from .model import DiffIRConfig, DiffIRS1, DiffIRS2, build_model
 
 CONFIG_NAME = "config.json"
@@ -429,20 +429,13 @@ def config_from_json(d: Mapping[str, Any], name: str = "config") -> DiffIRConfig
 
 
 def save_pretrained(model: DiffIRS1 | DiffIRS2, directory: str | os.PathLike[str], **card: Any) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` (atomically: temp files, then rename)."""
+    """Write ``config.json`` + ``model.safetensors``, each atomically (``imageio.write_atomic``)."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     cfg = {"model_type": MODEL_TYPE, **model.config.to_dict()}
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     meta = {"config": json.dumps(cfg), "format": "pt", **{k: str(v) for k, v in card.items()}}
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as f:
-        tmp_w = Path(f.name)
-    save_file(tensors, str(tmp_w), metadata=meta)
-    tmp_w.chmod(0o666 & ~UMASK)  # NamedTemporaryFile creates it private (0600)
-    tmp_w.replace(directory / WEIGHTS_NAME)
-    tmp_c = directory / (CONFIG_NAME + ".tmp")
-    tmp_c.write_text(json.dumps(cfg, indent=2) + "\n")
-    tmp_c.replace(directory / CONFIG_NAME)
+    write_atomic(directory / WEIGHTS_NAME, safetensors_bytes(tensors, metadata=meta))
+    write_atomic(directory / CONFIG_NAME, (json.dumps(cfg, indent=2) + "\n").encode())
     return directory
 
 
