@@ -9,7 +9,7 @@ import spaces  # noqa: F401, I001  (first: ZeroGPU patches CUDA on import)
 import logging
 import time
 
-from diffir.ui import build_demo, launch_kwargs, preload_models, queue
+from diffir.app import build_demo, launch_kwargs, preload_models, queue
 
 _t0 = time.perf_counter()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -2,14 +2,20 @@
 
 ``load_network`` builds and loads any official or own checkpoint; ``restore`` turns an image file
 into a restored picture (the engine of the web app and the CLI).
+
+Layers, bottom to top (a layer imports only from layers below it):
+``errors``, ``settings``, ``files``, ``tasks`` → ``nets`` → ``checkpoints`` → ``inference`` →
+``training`` → ``app``, ``cli``, ``bench``.
 """
 
-from .imageio import ImageError, Picture, read_image
-from .model import VARIANTS, DiffIRConfig, DiffIRS1, DiffIRS2, build_model
-from .pipeline import Options, Restored, restore
-from .weights import CheckpointError, WeightsNotFound, convert, detect_config, load_network, save_pretrained
+from .checkpoints import convert, detect_config, load_network, save_pretrained
+from .errors import CheckpointError, ImageError, OptionsError, UserError, WeightsNotFound
+from .inference import Options, Picture, Restored, read_image, restore
+from .nets import VARIANTS, DiffIRConfig, DiffIRS1, DiffIRS2, build_model
+from .tasks import TASKS
 
 __all__ = [
+    "TASKS",
     "VARIANTS",
     "CheckpointError",
     "DiffIRConfig",
@@ -17,8 +23,10 @@ __all__ = [
     "DiffIRS2",
     "ImageError",
     "Options",
+    "OptionsError",
     "Picture",
     "Restored",
+    "UserError",
     "WeightsNotFound",
     "build_model",
     "convert",

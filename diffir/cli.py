@@ -18,8 +18,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .imageio import DEFAULT_MAX_PIXELS, ImageError, write_atomic
-from .weights import CheckpointError, WeightsNotFound, convert
+from .checkpoints import convert
+from .errors import ImageError, UserError
+from .files import write_atomic
+from .inference.imageio import DEFAULT_MAX_PIXELS
+from .tasks import CONTROLS, TASK_NAMES
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 
@@ -27,7 +30,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".g
 def _convert(args: argparse.Namespace) -> int:
     try:
         out = convert(args.checkpoint, args.out_dir)
-    except CheckpointError as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {out / 'config.json'} and {out / 'model.safetensors'}")
@@ -67,7 +70,7 @@ def output_path(image: Path, out: Path, single: bool) -> Path:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from .pipeline import Options, get_model, restore
+    from .inference.pipeline import Options, get_model, restore
 
     try:
         inputs = list_inputs(args.input)
@@ -93,7 +96,7 @@ def _restore(args: argparse.Namespace) -> int:
     )
     try:
         model = get_model(args.task, args.weights, args.device)
-    except (WeightsNotFound, CheckpointError, ImageError) as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -115,7 +118,7 @@ def _restore(args: argparse.Namespace) -> int:
             write_atomic(target, result.png())
             done += 1
             tqdm.write(f"{image.name} -> {target}: {result.summary()}", file=sys.stderr)
-        except (ImageError, OSError) as e:
+        except (UserError, OSError) as e:
             failed.append((image, str(e)))
             tqdm.write(f"FAILED {image.name}: {e}", file=sys.stderr)
     print(
@@ -131,15 +134,25 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("restore", help="restore one image or a folder of images")
-    r.add_argument("--task", required=True, choices=["inpaint", "sr", "deblur"])
+    r.add_argument("--task", required=True, choices=TASK_NAMES)
     r.add_argument("-i", "--input", required=True, type=Path, help="an image file or a folder")
     r.add_argument("-m", "--mask", type=Path, help="inpainting: a mask file, or a folder of masks (<name>_mask.png)")
     r.add_argument("-o", "--output", required=True, type=Path, help="output folder (or a .png file for one input)")
     r.add_argument("--weights", help="model folder or checkpoint (default: weights/<task>/, $DIFFIR_WEIGHTS)")
     r.add_argument("--steps", type=int, help="reverse diffusion steps, 1..T (default: all)")
     r.add_argument("--seed", type=int, help="seed of the initial noise (default: random, printed)")
-    r.add_argument("--tile", type=int, default=512, help="tile size in input pixels, 0 = whole image (default 512)")
-    r.add_argument("--overlap", type=int, default=32, help="tile overlap in input pixels (default 32)")
+    r.add_argument(
+        "--tile",
+        type=int,
+        default=CONTROLS.tile,
+        help=f"tile size in input pixels, 0 = whole image (default {CONTROLS.tile})",
+    )
+    r.add_argument(
+        "--overlap",
+        type=int,
+        default=CONTROLS.overlap,
+        help=f"tile overlap in input pixels (default {CONTROLS.overlap})",
+    )
     r.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
     r.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="GPU precision")
     r.add_argument("--dilate", type=int, default=0, help="inpainting: grow the mask by N pixels")

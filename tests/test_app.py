@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from diffir import save_pretrained
-from diffir.pipeline import Options, restore
+from diffir.inference.pipeline import Options, restore
 
 from .conftest import random_model
 

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from diffir import degradations as D
-from diffir.data import PatchSampler, read_pool
-from diffir.evaluate import evaluate, inpaint_opencv, plot_curve, training_curve, upsample, wiener
-from diffir.metrics import psnr, psnr_y, ssim, to_y
+from diffir.training import degradations as D
+from diffir.training.data import PatchSampler, read_pool
+from diffir.training.evaluate import evaluate, inpaint_opencv, plot_curve, training_curve, upsample, wiener
+from diffir.training.metrics import psnr, psnr_y, ssim, to_y
 
 from .conftest import random_model
 

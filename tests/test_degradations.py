@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diffir import degradations as D
+from diffir.training import degradations as D
 
 
 def rng(seed: int = 0) -> np.random.Generator:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffir.diffusion import make_betas, make_schedule, official_buffers, trailing_timesteps
+from diffir.nets.diffusion import make_betas, make_schedule, official_buffers, trailing_timesteps
 
 from .conftest import random_model
 
@@ -74,12 +74,14 @@ def test_training_chain_starts_from_noised_teacher_ipr():
     x = torch.rand(2, 3, 16, 16)
     ipr_s1 = torch.randn(2, 256)
     noise = torch.randn(2, 256)
-    ipr, iprs = model.training_prior(x, ipr_s1, noise)
-    assert len(iprs) == 4 and torch.equal(iprs[-1], ipr)
+    ipr, x0s = model.training_prior(x, ipr_s1, noise)  # the same loop as sampling: IPR and every x̂0
+    assert len(x0s) == 4 and torch.equal(x0s[-1], ipr)  # the last step's coefficients are (1, 0)
     ac = float(np.cumprod(1 - model.betas)[-1])
     x_t = np.float32(np.sqrt(ac)) * ipr_s1 + np.float32(np.sqrt(1 - ac)) * noise
     c = model.cpen(x)
-    expect = 0.50592679 * model.denoiser(x_t, 3, c) + 0.07421243 * x_t
-    torch.testing.assert_close(iprs[0], expect, rtol=1e-5, atol=1e-5)
+    first_x0 = model.denoiser(x_t, 3, c)
+    torch.testing.assert_close(x0s[0], first_x0, rtol=1e-5, atol=1e-5)
+    x_t = 0.50592679 * first_x0 + 0.07421243 * x_t  # the first posterior-mean step
+    torch.testing.assert_close(x0s[1], model.denoiser(x_t, 2, c), rtol=1e-5, atol=1e-5)
     ipr.sum().backward()
     assert model.cpen.body[0].weight.grad is not None and model.denoiser.input[0].weight.grad is not None

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from diffir.imageio import ImageError, encode_png, mask_from_image, read_image
+from diffir.inference.imageio import ImageError, encode_png, mask_from_image, read_image
 
 RNG = np.random.default_rng(0)
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -110,7 +110,7 @@ def test_icc_profile_is_kept_8_and_16_bit():
     rgb = Image.fromarray(CASES["RGB"]())
     pic = read_image(png_bytes(rgb, icc_profile=SRGB))
     assert Image.open(io.BytesIO(encode_png(pic))).info["icc_profile"] == SRGB
-    from diffir.imageio import _with_icc
+    from diffir.inference.imageio import _with_icc
 
     data = _with_icc(deep_png(CASES["RGB;16"]()), SRGB)
     pic = read_image(data)
@@ -209,7 +209,7 @@ def test_mask_from_alpha_or_brightness():
 
 
 def test_written_files_get_the_usual_permissions(tmp_path):
-    from diffir.imageio import UMASK, write_atomic
+    from diffir.files import UMASK, write_atomic
 
     out = write_atomic(tmp_path / "out.png", b"data")
     assert out.read_bytes() == b"data" and (out.stat().st_mode & 0o777) == 0o666 & ~UMASK

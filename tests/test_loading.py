@@ -11,8 +11,8 @@ import torch
 
 import diffir
 from diffir import CheckpointError
-from diffir.diffusion import make_betas, official_buffers
-from diffir.weights import checkpoint_filter_fn, detect_config, to_official
+from diffir.checkpoints import checkpoint_filter_fn, detect_config, to_official
+from diffir.nets.diffusion import make_betas, official_buffers
 
 from .conftest import LAYOUTS, layout, random_model
 

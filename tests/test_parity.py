@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import diffir
-from diffir.diffusion import sample_ipr
-from diffir.imageio import UMASK
+from diffir.files import UMASK
+from diffir.nets.diffusion import sample_ipr
 
 from .conftest import VECTORS, load_vector, official_state_dict
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from diffir.imageio import ImageError, read_image
-from diffir.pipeline import Options, restore
+import diffir
+from diffir.inference.imageio import ImageError, read_image
+from diffir.inference.pipeline import Options, restore
 
 from .conftest import random_model
 from .test_imageio import CASES, decode_reference, deep_png, png_bytes
@@ -126,12 +127,12 @@ def test_steps_and_bad_options(models):
     one = restore("deblur", img, model=models["deblur"], options=Options(seed=1, steps=1))
     four = restore("deblur", img, model=models["deblur"], options=Options(seed=1, steps=4))
     assert one.steps == 1 and one.png() != four.png()
-    with pytest.raises(ImageError, match="steps must be between 1 and 4"):
+    with pytest.raises(diffir.OptionsError, match="steps must be between 1 and 4"):
         restore("deblur", img, model=models["deblur"], options=Options(steps=9))
     if not torch.cuda.is_available():
-        with pytest.raises(ImageError, match="no CUDA GPU"):
+        with pytest.raises(diffir.OptionsError, match="no CUDA GPU"):
             restore("deblur", img, model=models["deblur"], options=Options(device="cuda"))
-    with pytest.raises(ImageError, match="not sr"):
+    with pytest.raises(diffir.OptionsError, match="not sr"):
         restore("sr", img, model=models["deblur"])
     with pytest.raises(ImageError, match="damaged or truncated"):
         restore("deblur", img[:50], model=models["deblur"])
@@ -154,8 +155,9 @@ def test_progress_reports_tiles(models):
 
 def test_weights_resolution(tmp_path, monkeypatch):
     from diffir import save_pretrained
-    from diffir.pipeline import get_model
-    from diffir.weights import WeightsNotFound, resolve_weights
+    from diffir.checkpoints import resolve_weights
+    from diffir.errors import WeightsNotFound
+    from diffir.inference.pipeline import get_model
 
     save_pretrained(random_model("deblur"), tmp_path / "deblur")
     monkeypatch.setenv("DIFFIR_WEIGHTS", str(tmp_path))
@@ -163,12 +165,12 @@ def test_weights_resolution(tmp_path, monkeypatch):
     with pytest.raises(WeightsNotFound, match="no DiffIR weights for sr"):
         resolve_weights("sr")
     assert get_model("deblur") is get_model("deblur")  # loaded once per process
-    with pytest.raises(ImageError, match="is a deblur network, not sr"):
+    with pytest.raises(diffir.OptionsError, match="is a deblur network, not sr"):
         get_model("sr", tmp_path / "deblur")
     monkeypatch.delenv("DIFFIR_WEIGHTS")
     # an official checkpoint dropped into a task folder is picked up (and wins over ours)
-    import diffir.weights as W
-    from diffir.weights import to_official
+    import diffir.checkpoints.sources as W
+    from diffir.checkpoints import to_official
 
     monkeypatch.setattr(W, "WEIGHTS_DIR", tmp_path / "w")
     save_pretrained(random_model("sr"), tmp_path / "w" / "sr")
@@ -179,7 +181,7 @@ def test_weights_resolution(tmp_path, monkeypatch):
 
 def test_hub_repo_is_used_through_the_local_cache(tmp_path, monkeypatch):
     """``DIFFIR_HUB_REPO`` resolves through ``hf_hub_download``; offline it uses the cache only."""
-    import diffir.weights as W
+    import diffir.checkpoints.sources as W
     from diffir import save_pretrained
 
     monkeypatch.setattr(W, "WEIGHTS_DIR", tmp_path / "none")
@@ -191,7 +193,7 @@ def test_hub_repo_is_used_through_the_local_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr(C, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(C, "HF_HUB_OFFLINE", True)
-    with pytest.raises(W.WeightsNotFound, match="hub repo someone/diffir"):
+    with pytest.raises(diffir.WeightsNotFound, match="hub repo someone/diffir"):
         W.resolve_weights("deblur")
     # populate the cache the way huggingface_hub lays it out, then resolve offline
     snap = cache / "models--someone--diffir" / "snapshots" / ("0" * 40)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from diffir import DiffIRS2, load_network
-from diffir.evaluate import evaluate, load_set
+from diffir.training.evaluate import evaluate, load_set
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("sr", "deblur", "inpaint")

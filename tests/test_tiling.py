@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffir.tiling import cpen_pooled_tiled, feather, pad_to_multiple, run_tiled, symmetric_pad, tile_grid
+from diffir.inference.tiling import cpen_pooled_tiled, feather, run_tiled, tile_grid
+from diffir.tasks import pad_to_multiple, symmetric_pad
 
 from .conftest import random_model
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from diffir import load_network
-from diffir.train import TrainConfig, lr_at, train
+from diffir.training.loop import TrainConfig, lr_at, train
 
 TINY = dict(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, ffn_expansion_factor=2.0, n_encoder_res=1)
 

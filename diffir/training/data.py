@@ -1,6 +1,6 @@
 """The training pool: 68 licensed photographs unpacked from Debian packages, and patch sampling.
 
-``python -m diffir.data collect [--cache DIR]`` downloads the packages listed in ``pool.tsv`` with
+``python -m diffir.training.data collect [--cache DIR]`` downloads the packages listed in ``pool.tsv`` with
 ``apt-get download``, checks every member against its SHA-256, and writes RGB PNGs to
 ``DIR/pool/{train,val}/NAME.png`` (images wider than 2500 px halved with a box filter: many 4K
 wallpapers are soft or noisy at full size). The validation split is fixed: whole images, never
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..settings import ROOT, settings
+
 POOL_LIST = Path(__file__).with_name("pool.tsv")
-DEFAULT_CACHE = Path(os.environ.get("DIFFIR_CACHE", Path(__file__).resolve().parent.parent / "cache"))
 MAX_WIDTH = 2500
 VAL_LONG_SIDE = 512
 
@@ -73,8 +73,9 @@ def _download(packages: dict[str, str], deb_dir: Path) -> None:
         subprocess.run(cmd, cwd=deb_dir, check=True)
 
 
-def collect(cache: Path = DEFAULT_CACHE) -> Path:
+def collect(cache: Path | None = None) -> Path:
     """Build ``cache/pool/{train,val}/*.png`` from the Debian packages; returns the pool folder."""
+    cache = cache or settings().cache
     entries = read_pool()
     pool = cache / "pool"
     todo = [e for e in entries if not (pool / e.split / f"{e.name}.png").is_file()]
@@ -107,9 +108,10 @@ def load_images(folder: Path) -> list[np.ndarray]:
     return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))]
 
 
-def validation_images(cache: Path = DEFAULT_CACHE, long_side: int = VAL_LONG_SIDE) -> dict[str, np.ndarray]:
+def validation_images(cache: Path | None = None, long_side: int = VAL_LONG_SIDE) -> dict[str, np.ndarray]:
     """The fixed validation photos, downscaled (Lanczos) to ``long_side`` and cropped to a multiple
     of 16, so every task and scale sees whole images of one size."""
+    cache = cache or settings().cache
     out = {}
     for p in sorted((cache / "pool" / "val").glob("*.png")):
         im = Image.open(p).convert("RGB")
@@ -118,7 +120,9 @@ def validation_images(cache: Path = DEFAULT_CACHE, long_side: int = VAL_LONG_SID
         w, h = im.width // 16 * 16, im.height // 16 * 16
         out[p.stem] = np.asarray(im.crop((0, 0, w, h)))
     if not out:
-        raise FileNotFoundError(f"no validation images in {cache / 'pool' / 'val'}: run python -m diffir.data collect")
+        raise FileNotFoundError(
+            f"no validation images in {cache / 'pool' / 'val'}: run python -m diffir.training.data collect"
+        )
     return out
 
 
@@ -155,15 +159,16 @@ class PatchSampler:
         return np.ascontiguousarray(patch)
 
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = ROOT / "examples"
 BRUSH = (255, 46, 99)  # the app's brush colour, so example masks look painted
 
 
-def make_examples(cache: Path = DEFAULT_CACHE, out: Path = EXAMPLES) -> list[Path]:
+def make_examples(cache: Path | None = None, out: Path = EXAMPLES) -> list[Path]:
     """Small example inputs for the app from the validation photos, degraded with our own
     degradations (seeded, so the files are reproducible). Writes a README with sources and licences."""
     from . import degradations as D
 
+    cache = cache or settings().cache
     entries = {e.name: e for e in read_pool()}
     plan = [  # (task, photo, (size, zoom, relative crop position), kind)
         ("sr", "palapeli_castle-maintenon", ((768, 576), 1.3, (0.5, 0.3)), "bicubic"),
@@ -179,7 +184,7 @@ def make_examples(cache: Path = DEFAULT_CACHE, out: Path = EXAMPLES) -> list[Pat
     lines = [
         "# Example inputs",
         "",
-        "Made by `python -m diffir.data examples` from the fixed validation photos of the training pool",
+        "Made by `python -m diffir.training.data examples` from the fixed validation photos of the training pool",
         "(never seen in training), resized and cropped, then degraded with `diffir.degradations`",
         "(seeded). Sources are Debian packages; each file keeps its photo's licence:",
         "",
@@ -235,9 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m diffir.data", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("collect", help="download and unpack the training pool")
-    c.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    c.add_argument("--cache", type=Path, default=None, help="default: $DIFFIR_CACHE or cache/")
     x = sub.add_parser("examples", help="(re)make the app's example inputs from the validation photos")
-    x.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    x.add_argument("--cache", type=Path, default=None)
     x.add_argument("--out", type=Path, default=EXAMPLES)
     args = parser.parse_args(argv)
     if args.cmd == "examples":

@@ -166,21 +166,16 @@ class DiffIRS2(nn.Module):
     def training_prior(
         self, x: torch.Tensor, ipr_s1: torch.Tensor, noise: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Official S2 training chain: noise IPR_S1 to t = T−1, run all reverse steps (with gradients)."""
+        """Official S2 training chain: noise IPR_S1 to t = T−1, then the same reverse loop as sampling
+        (``sample_ipr``), with gradients. Returns the IPR and the x̂0 of every step."""
         if noise is None:
             noise = torch.randn_like(ipr_s1)
-        c = self.cpen(x)
-        schedule = self.schedule()
         x_t = noised_start(ipr_s1, self.betas, noise)
-        iprs = []
-        for t, c1, c2 in zip(schedule.timesteps, schedule.coef1, schedule.coef2):
-            x_t = c1 * self.denoiser(x_t, t, c) + c2 * x_t
-            iprs.append(x_t)
-        return x_t, iprs
+        return sample_ipr(self.denoiser, self.cpen(x), self.schedule(), x_t)
 
     def forward(self, x: torch.Tensor, ipr_s1: torch.Tensor | None = None) -> Any:
         """Official convention: eval → output ((output, None) for inpainting);
-        training (with ``ipr_s1``) → (output, list of IPRs after each reverse step)."""
+        training (with ``ipr_s1``) → (output, the x̂0 of each reverse step; the last is the IPR used)."""
         if self.training:
             if ipr_s1 is None:
                 raise ValueError("stage-2 training needs the stage-1 IPR")
@@ -188,9 +183,6 @@ class DiffIRS2(nn.Module):
             return self.dirformer(x, ipr), iprs
         out = self.dirformer(x, self.prior(x))
         return (out, None) if self.config.task == "inpaint" else out
-
-
-DiffIR = DiffIRS1 | DiffIRS2
 
 
 def build_model(config: DiffIRConfig) -> DiffIRS1 | DiffIRS2:

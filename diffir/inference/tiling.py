@@ -14,35 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-
-PadMode = str  # "reflect" (BasicSR) or "symmetric" (LaMa: edge-inclusive mirror)
-
-
-def symmetric_pad(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
-    """numpy ``mode='symmetric'`` on the bottom/right (mirror including the edge pixel)."""
-    while pad_h > 0 or pad_w > 0:  # a single mirror covers at most the image size
-        ph, pw = min(pad_h, x.shape[-2]), min(pad_w, x.shape[-1])
-        if ph:
-            x = torch.cat([x, x[..., -ph:, :].flip(-2)], dim=-2)
-        if pw:
-            x = torch.cat([x, x[..., :, -pw:].flip(-1)], dim=-1)
-        pad_h, pad_w = pad_h - ph, pad_w - pw
-    return x
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int, mode: PadMode = "reflect") -> tuple[torch.Tensor, int, int]:
-    """Pad bottom/right so H and W are multiples of ``multiple``; returns (padded, pad_h, pad_w).
-
-    ``reflect`` falls back to ``symmetric`` where the image is too small to reflect (pad ≥ size).
-    """
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x, 0, 0
-    if mode == "reflect" and ph < h and pw < w:
-        return F.pad(x, (0, pw, 0, ph), mode="reflect"), ph, pw
-    return symmetric_pad(x, ph, pw), ph, pw
 
 
 @dataclass(frozen=True)

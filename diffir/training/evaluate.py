@@ -28,15 +28,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from . import degradations as D
-from .data import DEFAULT_CACHE, validation_images
-from .metrics import psnr, psnr_y, ssim
-from .model import DiffIRS1, DiffIRS2
-from .tiling import pad_to_multiple
-from .weights import WEIGHTS_DIR, load_network
+from ..checkpoints import WEIGHTS_DIR, load_network
+from ..inference.forward import forward_padded
+from ..nets.model import DiffIRS1, DiffIRS2
+from ..tasks import get_task, image_tensor, tensor_image
+from .data import validation_images
 
-DEBLUR_LENGTH = (8.0, 20.0)
-DEBLUR_NOISE = 0.01
 WIENER_NSR = (1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 5e-2, 1e-1)
 
 
@@ -47,7 +44,7 @@ WIENER_NSR = (1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 5e-2, 1e-1)
 
 def load_set(data: Path | None, long_side: int) -> dict[str, np.ndarray]:
     if data is None:
-        return {k: v.astype(np.float32) / 255 for k, v in validation_images(DEFAULT_CACHE, long_side).items()}
+        return {k: v.astype(np.float32) / 255 for k, v in validation_images(None, long_side).items()}
     out = {}
     for p in sorted(
         q for q in data.iterdir() if q.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -61,19 +58,6 @@ def load_set(data: Path | None, long_side: int) -> dict[str, np.ndarray]:
     if not out:
         raise SystemExit(f"no images in {data}")
     return out
-
-
-def degrade(task: str, gt: np.ndarray, index: int, variant: str = "") -> tuple[np.ndarray, dict]:
-    rng = np.random.default_rng(20_000 + index)
-    if task == "sr":
-        if variant == "real":
-            return D.realesrgan_degrade(gt, 4, rng, D.MODERATE), {}
-        return D.bicubic_downsample(gt, 4), {}
-    if task == "deblur":
-        k = D.motion_kernel(rng, rng.uniform(*DEBLUR_LENGTH), 1.0)
-        return D.motion_blur(gt, k, DEBLUR_NOISE, rng), {"kernel": k}
-    mask = D.random_mask(gt.shape[:2], D.MASK_PRESETS["medium"].scaled(max(gt.shape[:2]) / 256), rng) > 0
-    return gt, {"mask": mask}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -121,33 +105,14 @@ def inpaint_biharmonic(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-def _tensor(x: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float()
-
-
-@torch.inference_mode()
 def run_model(
     model: DiffIRS1 | DiffIRS2, task: str, lq: np.ndarray, gt: np.ndarray, extra: dict, mode: str, seed: int
 ) -> np.ndarray:
     """mode: 's2' (all steps), 's2_1step', 's2_cpen' (CPEN_S2 output as the IPR), 's1' (GT-informed IPR)."""
-    cfg = model.config
-    if task == "inpaint":
-        m = extra["mask"][..., None].astype(np.float32)
-        lq = np.concatenate([gt * (1 - m), m], axis=2)
-    pad_mode = "symmetric" if task == "inpaint" else "reflect"
-    x, _, _ = pad_to_multiple(_tensor(lq), cfg.multiple, pad_mode)
-    if mode == "s1":
-        assert isinstance(model, DiffIRS1)
-        g, _, _ = pad_to_multiple(_tensor(gt), cfg.multiple * cfg.out_scale, pad_mode)
-        ipr = model.cpen(x, g)
-    else:
-        assert isinstance(model, DiffIRS2)
-        if mode == "s2_cpen":
-            ipr = model.cpen(x)
-        else:
-            ipr = model.prior(x, steps=1 if mode == "s2_1step" else None, generator=torch.Generator().manual_seed(seed))
-    out = model.dirformer(x, ipr)[0].clamp(0, 1).permute(1, 2, 0).numpy()
-    out = out[: gt.shape[0], : gt.shape[1]]
+    ipr_mode = {"s2": "diffusion", "s2_1step": "diffusion", "s2_cpen": "cpen", "s1": "s1"}[mode]
+    steps = 1 if mode == "s2_1step" else None
+    y = forward_padded(model, image_tensor(lq), mode=ipr_mode, gt=image_tensor(gt), steps=steps, seed=seed)  # type: ignore[arg-type]
+    out = tensor_image(y)
     if task == "inpaint":
         out = np.where(extra["mask"][..., None], out, gt)
     return (out * 255).round() / 255  # what the app writes: 8-bit
@@ -159,11 +124,7 @@ def run_model(
 
 
 def score(task: str, out: np.ndarray, gt: np.ndarray, extra: dict) -> dict[str, float]:
-    if task == "sr":
-        return {"psnr_y": psnr_y(out, gt, border=4), "ssim_y": ssim(out, gt, border=4, y=True)}
-    if task == "deblur":
-        return {"psnr": psnr(out, gt), "ssim": ssim(out, gt)}
-    return {"psnr_hole": psnr(out, gt, mask=extra["mask"]), "psnr": psnr(out, gt), "ssim": ssim(out, gt)}
+    return get_task(task).score(out, gt, extra, full=True)
 
 
 def _crop(img: np.ndarray, box: tuple[int, int, int], scale: int = 1) -> np.ndarray:
@@ -220,7 +181,7 @@ def evaluate(
     crops = []
     wiener_runs: dict[float, list[tuple[np.ndarray, np.ndarray, dict]]] = {}
     for i, (name, gt) in enumerate(images.items()):
-        lq, extra = degrade(task, gt, i, variant)
+        lq, extra = get_task(task).eval_pair(gt, i, variant)
         panels = []
         h, w = gt.shape[:2]
         box = (h // 2 - 48, w // 2 - 48, 96)

@@ -360,8 +360,10 @@ MASK_PRESETS: dict[str, MaskPreset] = {
     "medium": MaskPreset(StrokeParams(4, 5, 50, 100), BoxParams(1, 5, 10, 50, 0), box_proba=0.3),
     "thick": MaskPreset(StrokeParams(1, 5, 100, 200), BoxParams(1, 3, 30, 150, 10), box_proba=0.3),
     "train": MaskPreset(StrokeParams(1, 5, 100, 200), BoxParams(1, 4, 30, 150, 10), box_proba=1.0),
+    "painted": MaskPreset(StrokeParams(2, 6, 25, 80), BoxParams(1, 2, 12, 60, 10), box_proba=0.25, max_area=0.3),
 }
-"""LaMa presets for 256×256 images; ``train`` is DiffIR's training mix (strokes or boxes, 50/50)."""
+"""LaMa presets for 256×256 images; ``train`` is DiffIR's training mix (strokes or boxes, 50/50);
+``painted`` is what people paint in the app (strokes 5-30 px wide at 256, i.e. 10-60 at 512, a few blobs)."""
 
 
 def stroke_mask(shape: tuple[int, int], p: StrokeParams, rng: Rng) -> np.ndarray:

@@ -14,7 +14,6 @@ import io
 import os
 import re
 import struct
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass, replace
@@ -24,14 +23,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from ..errors import ImageError
+
 DEFAULT_MAX_PIXELS = 40_000_000
 MIN_SIDE = 8
 MAX_ASPECT = 50.0
 READABLE = "PNG, JPEG, WebP, TIFF, BMP or GIF"
-
-
-class ImageError(ValueError):
-    """An input that cannot be restored; the message says what is wrong and what to do."""
 
 
 @dataclass(frozen=True)
@@ -319,28 +316,6 @@ def encode_array_png(arr: np.ndarray, depth: int, icc: bytes | None = None) -> b
 
 def encode_png(pic: Picture) -> bytes:
     return encode_array_png(picture_to_array(pic), pic.depth, pic.icc)
-
-
-UMASK = os.umask(0o022)
-os.umask(UMASK)  # read once, at import: os.umask is process-wide and not thread-safe
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write to a temporary name in the same folder, then rename: never a half-written output.
-
-    The file gets the usual permissions (0666 less the umask), not mkstemp's private 0600."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def with_rgb(pic: Picture, rgb: np.ndarray, alpha: np.ndarray | None = None) -> Picture:

@@ -1,0 +1,127 @@
+"""The network on one image tensor: the one ``forward_padded`` that inference, validation during
+training and evaluation all use, so that they cannot drift apart.
+
+1. pad bottom/right to the network's multiple, in the task's pad mode (registry);
+2. the IPR, once per image: CPEN (tiled exactly on large inputs) → the seeded reverse diffusion;
+   or CPEN_S2's output directly (the paper's no-diffusion ablation); or CPEN_S1 given the GT;
+3. DIRformer over overlapping tiles under that one IPR (``tiling.run_tiled``);
+4. crop the padding away (times the scale).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any, Literal
+
+import torch
+
+from ..errors import OptionsError
+from ..nets.diffusion import initial_noise
+from ..nets.model import DiffIRS1, DiffIRS2
+from ..tasks import get_task
+from .tiling import cpen_pooled_tiled, run_tiled, tile_grid
+
+Progress = Callable[[float, str], None]
+IprMode = Literal["diffusion", "cpen", "s1"]
+CPEN_TILE = 256  # CPEN window (at CPEN input resolution) when tiling
+
+
+def check_device(device: str) -> torch.device:
+    """A usable torch device, or an ``OptionsError`` that says what to use instead."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise OptionsError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu")
+    if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise OptionsError("device 'mps' was requested but Apple's Metal backend is not available; use --device cpu")
+    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
+        raise OptionsError(f"unknown device {device!r}; use cpu, cuda or mps")
+    return torch.device(device)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """Reduced precision on GPUs only (the CPU path stays float32: the official vectors hold)."""
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise OptionsError(f"unknown precision {precision!r}; use fp32, fp16 or bf16")
+    if precision == "fp32" or device.type == "cpu":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
+
+
+def count_tiles(model: DiffIRS1 | DiffIRS2, h: int, w: int, tile: int, overlap: int) -> int:
+    """How many DIRformer tiles an h×w input takes (after padding)."""
+    m = model.config.multiple
+    return len(tile_grid(-(-h // m) * m, -(-w // m) * m, tile, overlap, m))
+
+
+def compute_ipr(
+    model: DiffIRS1 | DiffIRS2,
+    xp: torch.Tensor,
+    *,
+    mode: IprMode = "diffusion",
+    gt: torch.Tensor | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    cpen_tile: int = 0,
+) -> torch.Tensor:
+    """The IPR of a padded input (B×256). ``cpen_tile`` > 0 computes CPEN's pooling window by window."""
+    device = next(model.parameters()).device
+    if mode == "s1":
+        if not isinstance(model, DiffIRS1) or gt is None:
+            raise OptionsError("the stage-1 IPR needs a stage-1 network and the ground truth")
+        return model.cpen(xp.to(device), gt.to(device))
+    if not isinstance(model, DiffIRS2):
+        raise OptionsError("this is a stage-1 network (it needs the ground truth); use a stage-2 model")
+    packed = model.cpen.pack(xp)
+    if cpen_tile > 0 and max(packed.shape[-2:]) > cpen_tile:
+        pooled = cpen_pooled_tiled(
+            lambda t: model.cpen.features(t.to(device)), packed, cpen_tile, model.cpen.receptive_radius
+        )
+    else:
+        pooled = model.cpen.features(packed.to(device)).float().mean(dim=(2, 3))
+    c = model.cpen.head(pooled.to(device))
+    if mode == "cpen":
+        return c
+    noise = initial_noise(xp.shape[0], generator=torch.Generator().manual_seed(seed))  # CPU: same on every device
+    return model.prior(xp, steps=steps, noise=noise.to(device), c=c)
+
+
+def forward_padded(
+    model: DiffIRS1 | DiffIRS2,
+    x: torch.Tensor,
+    *,
+    mode: IprMode = "diffusion",
+    gt: torch.Tensor | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    tile: int = 0,
+    overlap: int = 0,
+    precision: str = "fp32",
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """B×C×H×W float32 input (unpadded, any size) → B×3×(sH)×(sW) float32 CPU output (unclamped)."""
+    cfg = model.config
+    task = get_task(cfg.task)
+    device = next(model.parameters()).device
+    h, w = x.shape[-2:]
+    xp = task.pad(x, cfg.multiple)
+    gp = task.pad(gt, cfg.multiple * cfg.out_scale) if gt is not None else None
+    with torch.inference_mode(), autocast(device, precision):
+        if progress:
+            progress(0.0, "reading the whole image")
+        cpen_tile = CPEN_TILE if tile > 0 else 0
+        ipr = compute_ipr(model, xp, mode=mode, gt=gp, steps=steps, seed=seed, cpen_tile=cpen_tile)
+
+        def report(done: int, total: int) -> None:
+            if progress:
+                progress(0.05 + 0.95 * done / total, f"restoring tile {done}/{total}")
+
+        out = run_tiled(
+            xp,
+            lambda t: model.dirformer(t.to(device), ipr),
+            tile=tile,
+            overlap=overlap,
+            scale=cfg.out_scale,
+            multiple=cfg.multiple,
+            progress=report,
+        )
+    return out[..., : h * cfg.out_scale, : w * cfg.out_scale]
