@@ -11,7 +11,10 @@ training and evaluation all use, so that they cannot drift apart.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import torch
@@ -25,6 +28,11 @@ from .tiling import cpen_pooled_tiled, run_tiled, tile_grid
 Progress = Callable[[float, str], None]
 IprMode = Literal["diffusion", "cpen", "s1"]
 CPEN_TILE = 256  # CPEN window (at CPEN input resolution) when tiling
+IPR_SHARE = 0.1  # the progress fraction given to reading the whole image (CPEN + diffusion)
+
+
+def _quiet(fraction: float, message: str) -> None:
+    """No progress wanted."""
 
 
 def check_device(device: str) -> torch.device:
@@ -85,6 +93,56 @@ def compute_ipr(
     return model.prior(xp, steps=steps, noise=noise.to(device), c=c)
 
 
+@contextlib.contextmanager
+def stage_reports(net: torch.nn.Module, report: Callable[[float], None]) -> Iterator[None]:
+    """Call ``report(fraction of one pass done)`` after each top-level stage of ``net``, so progress
+    moves (and a cancel can land) inside a single-tile run. A stage's cost is taken as its
+    parameters times the pixels at its U-Net level (level k works on 1/4^(k-1) of them)."""
+    owner = threading.get_ident()
+    stages = [(n, m) for n, m in net.named_children() if any(True for _ in m.parameters())]
+    levels = [3 if "latent" in n else int(d.group(1)) - 1 if (d := re.search(r"(\d)", n)) else 0 for n, _ in stages]
+    costs = [sum(p.numel() for p in m.parameters()) / 4.0**lv for (_, m), lv in zip(stages, levels)]
+    total, done, handles = sum(costs) or 1.0, 0.0, []
+    for (_, m), c in zip(stages, costs):
+        done += c
+
+        def hook(*_: Any, f: float = done / total) -> None:
+            if threading.get_ident() == owner:  # another thread's run on the same model is not ours
+                report(f)
+
+        handles.append(m.register_forward_hook(hook))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+class _TileReporter:
+    """Progress words and fractions for the DIRformer pass: per stage inside a tile, per tile, and
+    the time left once a tile has been timed."""
+
+    def __init__(self, tiles: int, progress: Progress) -> None:
+        self.tiles, self.done, self.progress, self.t0 = tiles, 0, progress, time.perf_counter()
+
+    def message(self, fraction: float) -> str:
+        if self.tiles == 1:
+            return "restoring the image"
+        msg = f"restoring tile {min(self.done + 1, self.tiles)}/{self.tiles}"
+        done = self.done + fraction
+        if self.done > 0 and done < self.tiles:  # timed on whole tiles, counting down within one
+            left = (time.perf_counter() - self.t0) / done * (self.tiles - done)
+            msg += f", about {left:.0f} s left" if left < 90 else f", about {left / 60:.0f} min left"
+        return msg
+
+    def stage(self, fraction: float) -> None:
+        self.progress(IPR_SHARE + (1 - IPR_SHARE) * (self.done + fraction) / self.tiles, self.message(fraction))
+
+    def tile(self, done: int, total: int) -> None:
+        self.done = done
+        self.stage(0.0)
+
+
 def forward_padded(
     model: DiffIRS1 | DiffIRS2,
     x: torch.Tensor,
@@ -110,18 +168,17 @@ def forward_padded(
             progress(0.0, "reading the whole image")
         cpen_tile = CPEN_TILE if tile > 0 else 0
         ipr = compute_ipr(model, xp, mode=mode, gt=gp, steps=steps, seed=seed, cpen_tile=cpen_tile)
-
-        def report(done: int, total: int) -> None:
-            if progress:
-                progress(0.05 + 0.95 * done / total, f"restoring tile {done}/{total}")
-
-        out = run_tiled(
-            xp,
-            lambda t: model.dirformer(t.to(device), ipr),
-            tile=tile,
-            overlap=overlap,
-            scale=cfg.out_scale,
-            multiple=cfg.multiple,
-            progress=report,
-        )
+        reporter = _TileReporter(len(tile_grid(*xp.shape[-2:], tile, overlap, cfg.multiple)), progress or _quiet)
+        if progress:
+            reporter.stage(0.0)
+        with stage_reports(model.dirformer, reporter.stage) if progress else contextlib.nullcontext():
+            out = run_tiled(
+                xp,
+                lambda t: model.dirformer(t.to(device), ipr),
+                tile=tile,
+                overlap=overlap,
+                scale=cfg.out_scale,
+                multiple=cfg.multiple,
+                progress=reporter.tile if progress else None,
+            )
     return out[..., : h * cfg.out_scale, : w * cfg.out_scale]
