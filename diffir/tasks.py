@@ -36,7 +36,7 @@ class Range:
         """``value`` as an int, or an ``OptionsError`` that names the control and its range."""
         if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
             raise OptionsError(f"{name} must be a whole number ({what}), got {value!r}")
-        if float(value) != int(value):
+        if not isinstance(value, int | np.integer) and not (np.isfinite(value) and float(value).is_integer()):
             raise OptionsError(f"{name} must be a whole number ({what}), got {value}")
         v = int(value)
         if v not in self.special and not self.low <= v <= self.high:
@@ -77,6 +77,7 @@ class Task:
     pad_mode: PadMode  # reflect (BasicSR) or symmetric (LaMa: edge-inclusive mirror)
     metric: str  # the validation metric's key in ``score``
     controls: Controls = field(default=CONTROLS)
+    short: str = ""  # the title in a word or two (the app's tabs must all fit a phone's width)
 
     # ---------------------------------------------------------------------------------------------
     # Network input and output
@@ -196,9 +197,9 @@ EVAL_DEGRADATIONS: dict[str, Callable[..., tuple[np.ndarray, dict[str, Any]]]] =
 }
 
 TASKS: dict[str, Task] = {
-    "inpaint": Task("inpaint", "Inpainting", "inpaint", 1, 4, "symmetric", "psnr_hole"),
-    "sr": Task("sr", "Super-resolution ×4", "super_resolve", 4, 3, "reflect", "psnr_y"),
-    "deblur": Task("deblur", "Motion deblurring", "deblur", 1, 3, "reflect", "psnr"),
+    "inpaint": Task("inpaint", "Inpainting", "inpaint", 1, 4, "symmetric", "psnr_hole", short="Inpaint"),
+    "sr": Task("sr", "Super-resolution ×4", "super_resolve", 4, 3, "reflect", "psnr_y", short="Upscale ×4"),
+    "deblur": Task("deblur", "Motion deblurring", "deblur", 1, 3, "reflect", "psnr", short="Deblur"),
 }
 TASK_NAMES: tuple[str, ...] = tuple(TASKS)
 

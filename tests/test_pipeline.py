@@ -142,9 +142,9 @@ def test_progress_reports_tiles(models):
     seen = []
     restore(
         "deblur",
-        png_bytes(Image.fromarray(u8(photo(64, 96)))),
+        png_bytes(Image.fromarray(u8(photo(128, 192)))),
         model=models["deblur"],
-        options=Options(seed=0, tile=32, overlap=8),
+        options=Options(seed=0, tile=64, overlap=8),
         progress=lambda f, msg: seen.append((f, msg)),
     )
     assert seen[0][0] == 0.0 and seen[-1] == (1.0, "done")

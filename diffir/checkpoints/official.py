@@ -81,6 +81,52 @@ def _float_from_f32(x: float) -> float:
     return float(np.format_float_positional(np.float32(x), unique=True))
 
 
+def _check_twins(state_dict: Mapping[str, torch.Tensor], diffusion: StateDict, name: str) -> None:
+    """Each ``diffusion.model.*`` / ``diffusion.condition.*`` entry equals its twin, and none is missing."""
+    twins = {"model.": "denoise.", "condition.": "condition."}
+    for key, value in diffusion.items():
+        prefix = next((p for p in twins if key.startswith(p)), None)
+        if prefix is None:
+            continue
+        twin = twins[prefix] + key[len(prefix) :]
+        if twin not in state_dict:
+            raise CheckpointError(f"{name}: 'diffusion.{key}' has no twin '{twin}'")
+        if state_dict[twin].shape != value.shape or not torch.equal(state_dict[twin], value):
+            raise CheckpointError(f"{name}: 'diffusion.{key}' differs from its twin '{twin}'")
+    for twin_prefix, dup_prefix in (("denoise.", "model."), ("condition.", "condition.")):
+        missing = [
+            k for k in state_dict if k.startswith(twin_prefix) and dup_prefix + k[len(twin_prefix) :] not in diffusion
+        ]
+        if missing:
+            dups = short_list("diffusion." + dup_prefix + k[len(twin_prefix) :] for k in missing)
+            raise CheckpointError(f"{name}: missing duplicated entries for {dups}")
+
+
+def _schedule(diffusion: StateDict, name: str) -> torch.Tensor:
+    """tensor([linear_start, linear_end, timesteps]) implied by ``diffusion.betas``, after checking that
+    the 12 schedule buffers are exactly the official set and match that schedule."""
+    buffers = {k: v for k, v in diffusion.items() if "." not in k}
+    if "betas" not in buffers:
+        raise CheckpointError(f"{name}: missing 'diffusion.betas'")
+    betas = buffers["betas"].double()
+    start, end, steps = _float_from_f32(betas[0]), _float_from_f32(betas[-1]), betas.numel()
+    expected = official_buffers(make_betas(start, end, steps))
+    missing = sorted(set(expected) - set(buffers))
+    unexpected = sorted(set(buffers) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{name}: schedule buffers differ from the official set "
+            f"(missing: {short_list('diffusion.' + k for k in missing) or '-'}; "
+            f"unexpected: {short_list('diffusion.' + k for k in unexpected) or '-'})"
+        )
+    bad = [k for k, v in expected.items() if not torch.allclose(buffers[k].float(), v, rtol=1e-6, atol=1e-7)]
+    if bad:
+        raise CheckpointError(
+            f"{name}: schedule buffers do not match the schedule: {short_list('diffusion.' + k for k in bad)}"
+        )
+    return torch.tensor([start, end, float(steps)], dtype=torch.float64)
+
+
 def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], name: str = "state dict") -> StateDict:
     """Map an official DiffIRS1/DiffIRS2 state dict onto our names.
 
@@ -89,52 +135,11 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], name: str = "st
     (ours are derived from the config). The schedule is returned under the pseudo-key
     ``__schedule__`` = tensor([linear_start, linear_end, timesteps]) for ``detect_config``.
     """
-    out: StateDict = {}
+    out: StateDict = {official_to_ours(k): v for k, v in state_dict.items() if not k.startswith("diffusion.")}
     diffusion = {k[len("diffusion.") :]: v for k, v in state_dict.items() if k.startswith("diffusion.")}
-    for key, value in state_dict.items():
-        if not key.startswith("diffusion."):
-            out[official_to_ours(key)] = value
     if diffusion:
-        twins = {"model.": "denoise.", "condition.": "condition."}
-        for key, value in diffusion.items():
-            prefix = next((p for p in twins if key.startswith(p)), None)
-            if prefix is None:
-                continue
-            twin = twins[prefix] + key[len(prefix) :]
-            if twin not in state_dict:
-                raise CheckpointError(f"{name}: 'diffusion.{key}' has no twin '{twin}'")
-            if state_dict[twin].shape != value.shape or not torch.equal(state_dict[twin], value):
-                raise CheckpointError(f"{name}: 'diffusion.{key}' differs from its twin '{twin}'")
-        for twin_prefix, dup_prefix in (("denoise.", "model."), ("condition.", "condition.")):
-            missing = [
-                k
-                for k in state_dict
-                if k.startswith(twin_prefix) and dup_prefix + k[len(twin_prefix) :] not in diffusion
-            ]
-            if missing:
-                raise CheckpointError(
-                    f"{name}: missing duplicated entries for {short_list('diffusion.' + dup_prefix + k[len(twin_prefix) :] for k in missing)}"
-                )
-        buffers = {k: v for k, v in diffusion.items() if "." not in k}
-        if "betas" not in buffers:
-            raise CheckpointError(f"{name}: missing 'diffusion.betas'")
-        betas = buffers["betas"].double()
-        start, end, steps = _float_from_f32(betas[0]), _float_from_f32(betas[-1]), betas.numel()
-        expected = official_buffers(make_betas(start, end, steps))
-        missing = sorted(set(expected) - set(buffers))
-        unexpected = sorted(set(buffers) - set(expected))
-        if missing or unexpected:
-            raise CheckpointError(
-                f"{name}: schedule buffers differ from the official set "
-                f"(missing: {short_list('diffusion.' + k for k in missing) or '-'}; "
-                f"unexpected: {short_list('diffusion.' + k for k in unexpected) or '-'})"
-            )
-        bad = [k for k, v in expected.items() if not torch.allclose(buffers[k].float(), v, rtol=1e-6, atol=1e-7)]
-        if bad:
-            raise CheckpointError(
-                f"{name}: schedule buffers do not match the schedule: {short_list('diffusion.' + k for k in bad)}"
-            )
-        out["__schedule__"] = torch.tensor([start, end, float(steps)], dtype=torch.float64)
+        _check_twins(state_dict, diffusion, name)
+        out["__schedule__"] = _schedule(diffusion, name)
     return out
 
 

@@ -115,12 +115,20 @@ _ORIENT = {  # EXIF orientation -> numpy transform that makes the image upright
 }
 
 
-def _check_size(width: int, height: int, max_pixels: int) -> None:
+def _check_size(width: int, height: int, max_pixels: int, scale: int = 1) -> None:
+    """The pixel limit (on the result: ×``scale``² for super-resolution), minimum side and aspect."""
     pixels = width * height
-    if pixels > max_pixels:
+    if pixels * scale * scale > max_pixels:
+        if scale == 1:
+            raise ImageError(
+                f"the image is {pixels / 1e6:.1f} Mpx ({width}×{height}); the limit is {max_pixels / 1e6:g} Mpx. "
+                "Downscale it first, or raise the limit (--max-pixels / DIFFIR_MAX_PIXELS)."
+            )
         raise ImageError(
-            f"the image is {pixels / 1e6:.1f} Mpx ({width}×{height}); the limit is {max_pixels / 1e6:g} Mpx. "
-            "Downscale it first, or raise the limit (--max-pixels / DIFFIR_MAX_PIXELS)."
+            f"the image is {pixels / 1e6:.1f} Mpx ({width}×{height}), so the ×{scale} result would be "
+            f"{pixels * scale * scale / 1e6:.0f} Mpx; the limit is {max_pixels / 1e6:g} Mpx for the result. "
+            f"Downscale it to at most {max_pixels / scale / scale / 1e6:.2g} Mpx first, or raise the limit "
+            "(--max-pixels / DIFFIR_MAX_PIXELS)."
         )
     if min(width, height) < MIN_SIDE:
         raise ImageError(f"the image is {width}×{height}; each side must be at least {MIN_SIDE} px.")
@@ -147,30 +155,34 @@ def _srgb_icc() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
-def read_image(
-    source: str | os.PathLike[str] | bytes | Image.Image, *, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> Picture:
-    """Decode any image Pillow reads (first frame of animations), upright per EXIF, as a ``Picture``."""
+def _source_bytes(source: str | os.PathLike[str] | bytes | Image.Image) -> bytes:
+    """The encoded file: a path's bytes, the bytes themselves, or a PIL image as PNG."""
     if isinstance(source, Image.Image):
         buf = io.BytesIO()
         source.save(buf, format="PNG")
-        data = buf.getvalue()
-    elif isinstance(source, bytes):
+        return buf.getvalue()
+    if isinstance(source, bytes):
         data = source
     else:
         path = Path(source)
         if not path.is_file():
-            raise ImageError(f"{path}: no such file")
+            raise ImageError(f"{path.name}: no such file")
         data = path.read_bytes()
     if not data:
         raise ImageError("the file is empty (0 bytes); upload the image again.")
+    return data
+
+
+def _open(data: bytes, max_pixels: int, scale: int) -> Image.Image:
+    """Open and decode the first frame, checking the declared size before decoding anything."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
-            _check_size(im.width, im.height, max_pixels)
+            _check_size(im.width, im.height, max_pixels, scale)
             im.seek(0)
             im.load()
+        return im
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -185,45 +197,66 @@ def read_image(
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ImageError(f"the image file is damaged or truncated ({e}); re-export or re-upload it.") from None
 
+
+def _to_8bit_modes(im: Image.Image) -> tuple[Image.Image, bytes | None]:
+    """Any other 8-bit mode as RGB, RGBA, L or LA (CMYK through its profile); returns (image, ICC)."""
+    icc = im.info.get("icc_profile") or None
+    if im.mode == "CMYK":
+        return _cmyk_to_rgb(im)
+    if im.mode == "P":
+        return im.convert("RGBA" if "transparency" in im.info else "RGB"), icc
+    if im.mode == "1":
+        return im.convert("L"), icc
+    if im.mode == "PA":
+        return im.convert("RGBA"), icc
+    if im.mode not in ("RGB", "RGBA", "L", "LA"):
+        return im.convert("RGBA" if "A" in im.mode else "RGB"), icc
+    return im, icc
+
+
+def _decode_8bit(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None, bool, bytes | None]:
+    """(rgb, alpha, grey, icc) of an 8-bit image."""
+    im, icc = _to_8bit_modes(im)
+    arr = np.asarray(im).astype(np.float32) / 255
+    if im.mode in ("L", "LA"):
+        g = arr if arr.ndim == 2 else arr[..., 0]
+        return np.repeat(g[..., None], 3, axis=2), (arr[..., 1] if im.mode == "LA" else None), True, icc
+    return arr[..., :3], (arr[..., 3] if im.mode == "RGBA" else None), False, icc
+
+
+def _decode_grey_deep(im: Image.Image) -> tuple[np.ndarray, int]:
+    """(rgb, depth) of a 16/32-bit integer or float grey image."""
+    if im.mode == "F":
+        g = np.clip(np.asarray(im, np.float32), 0, 1)
+        return np.repeat(g[..., None], 3, axis=2), 16
+    arr = np.asarray(im).astype(np.float64)
+    hi = 65535.0 if im.mode != "I" or arr.max() > 255 else 255.0
+    g = np.clip(arr / hi, 0, 1).astype(np.float32)
+    return np.repeat(g[..., None], 3, axis=2), 16 if hi > 255 else 8
+
+
+def read_image(
+    source: str | os.PathLike[str] | bytes | Image.Image, *, max_pixels: int = DEFAULT_MAX_PIXELS, scale: int = 1
+) -> Picture:
+    """Decode any image Pillow reads (first frame of animations), upright per EXIF, as a ``Picture``.
+
+    ``scale``: the result will be this many times larger per side (SR), and ``max_pixels`` limits
+    the result, so an oversized input is refused from its header, before it is decoded."""
+    data = _source_bytes(source)
+    im = _open(data, max_pixels, scale)
     fmt = im.format or "PNG"
     source_mode = im.mode
     orientation = _exif_orientation(im)
     icc = im.info.get("icc_profile") or None
-    alpha = None
-    depth, grey = 8, False
+    alpha, depth, grey = None, 8, False
     if _is_deep_colour(im, data):
         rgb, alpha = _decode_deep(data)
-        depth = 16
-        grey = _png_bit_depth(data) == (16, 4)
+        depth, grey = 16, _png_bit_depth(data) == (16, 4)
         source_mode = ("LA" if grey else "RGBA" if alpha is not None else "RGB") + ";16"
-    elif im.mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
-        arr = np.asarray(im).astype(np.float64)
-        hi = 65535.0 if im.mode != "I" or arr.max() > 255 else 255.0
-        g = np.clip(arr / hi, 0, 1).astype(np.float32)
-        rgb, depth, grey = np.repeat(g[..., None], 3, axis=2), 16 if hi > 255 else 8, True
-    elif im.mode == "F":
-        g = np.clip(np.asarray(im, np.float32), 0, 1)
-        rgb, depth, grey = np.repeat(g[..., None], 3, axis=2), 16, True
+    elif im.mode in ("I;16", "I;16B", "I;16L", "I", "I;16N", "F"):
+        (rgb, depth), grey = _decode_grey_deep(im), True
     else:
-        if im.mode == "CMYK":
-            im, icc = _cmyk_to_rgb(im)
-        elif im.mode == "P":
-            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        elif im.mode == "1":
-            im = im.convert("L")
-        elif im.mode == "PA":
-            im = im.convert("RGBA")
-        elif im.mode not in ("RGB", "RGBA", "L", "LA"):
-            im = im.convert("RGBA" if "A" in im.mode else "RGB")
-        grey = im.mode in ("L", "LA")
-        arr = np.asarray(im).astype(np.float32) / 255
-        if grey:
-            g = arr if arr.ndim == 2 else arr[..., 0]
-            rgb = np.repeat(g[..., None], 3, axis=2)
-            alpha = arr[..., 1] if im.mode == "LA" else None
-        else:
-            rgb = arr[..., :3]
-            alpha = arr[..., 3] if im.mode == "RGBA" else None
+        rgb, alpha, grey, icc = _decode_8bit(im)
     if orientation in _ORIENT:
         rgb = np.ascontiguousarray(_ORIENT[orientation](rgb))
         alpha = np.ascontiguousarray(_ORIENT[orientation](alpha)) if alpha is not None else None
@@ -233,16 +266,25 @@ def read_image(
 
 
 def mask_from_image(
-    source: str | os.PathLike[str] | bytes | Image.Image | np.ndarray, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    source: str | os.PathLike[str] | bytes | Image.Image | np.ndarray,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    name: str = "the mask",
 ) -> np.ndarray:
     """Binary hole mask (H×W bool, True = fill) from any image: its alpha where it has a partly
-    transparent alpha (painted strokes), else its brightness > 50% (white-on-black masks)."""
+    transparent alpha (painted strokes), else its brightness > 50% (white-on-black masks).
+
+    A mask that cannot be read raises the same ``ImageError`` as an image, prefixed by ``name`` so
+    the user knows it is the mask (not the photo) that is wrong."""
     if isinstance(source, np.ndarray):
         arr = source.astype(np.float32)
         if arr.ndim == 3:
             arr = arr[..., 3] if arr.shape[2] == 4 else arr[..., :3].mean(axis=2)
         return arr > (0.5 if arr.max() <= 1.0 else 127.5)
-    pic = read_image(source, max_pixels=max_pixels)
+    try:
+        pic = read_image(source, max_pixels=max_pixels)
+    except ImageError as e:
+        raise ImageError(f"{name}: {e}") from None
     if pic.alpha is not None and float(pic.alpha.min()) < 1.0:
         return pic.alpha > 0
     return pic.rgb.mean(axis=2) > 0.5

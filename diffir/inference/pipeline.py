@@ -29,13 +29,17 @@ from ..nets.model import DiffIRS2
 from ..tasks import CONTROLS, TASK_NAMES, get_task, image_tensor, tensor_image
 from .forward import Progress, check_device, count_tiles, forward_padded
 from .imageio import DEFAULT_MAX_PIXELS, Picture, encode_png, mask_from_image, read_image, resize_alpha, with_rgb
+from .limits import check_controls, check_output_size, check_work
 
 TASKS = TASK_NAMES
 
 
 @dataclass(frozen=True)
 class Options:
-    """Controls of one restoration. ``seed=None`` draws a random seed (always recorded)."""
+    """Controls of one restoration. ``seed=None`` draws a random seed (always recorded).
+
+    Every value is checked when the options are built (``limits.check_controls``: the ranges the
+    app's sliders show), so an API client, the CLI and Python code all get the same bounds."""
 
     steps: int | None = None  # reverse diffusion steps, 1..T (None: all T)
     seed: int | None = None
@@ -47,6 +51,10 @@ class Options:
     max_pixels: int = DEFAULT_MAX_PIXELS
     crop_trigger: int = 1024  # inpainting: images larger than this (px, long side) are cropped around the mask
     crop_margin: int = 128
+
+    def __post_init__(self) -> None:
+        for name, value in check_controls(self).items():
+            object.__setattr__(self, name, value)
 
 
 @dataclass
@@ -156,11 +164,18 @@ def crop_box(mask: np.ndarray, trigger: int, margin: int) -> tuple[int, int, int
 # --------------------------------------------------------------------------------------------------
 
 
-def _check(opts: Options, model: DiffIRS2) -> None:
+def _check(opts: Options, model: DiffIRS2, source: Picture) -> None:
+    """What depends on the network and the image: steps within its schedule, output pixels."""
     if opts.steps is not None and not 1 <= opts.steps <= model.config.timesteps:
         raise OptionsError(f"steps must be between 1 and {model.config.timesteps}, got {opts.steps}")
-    if opts.tile < 0 or opts.overlap < 0:
-        raise OptionsError("tile size and overlap must not be negative")
+    check_output_size(*source.size, model.config.out_scale, opts.max_pixels)
+
+
+def _tiles(model: DiffIRS2, h: int, w: int, opts: Options) -> int:
+    """The DIRformer tiles of an h×w region, within the work one request may cause."""
+    tiles = count_tiles(model, h, w, opts.tile, opts.overlap)
+    check_work(opts.tile, w, h, tiles)
+    return tiles
 
 
 def _inpaint(
@@ -178,7 +193,7 @@ def _inpaint(
     y0, y1, x0, x1 = crop_box(m, opts.crop_trigger, opts.crop_margin)
     rgb, hole = source.rgb[y0:y1, x0:x1], m[y0:y1, x0:x1]
     x = image_tensor(get_task("inpaint").network_input(rgb, hole))
-    tiles = count_tiles(model, y1 - y0, x1 - x0, opts.tile, opts.overlap)
+    tiles = _tiles(model, y1 - y0, x1 - x0, opts)
     pred, precision = _infer(model, x, seed, opts, progress)
     out_rgb = source.rgb.copy()
     out_rgb[y0:y1, x0:x1][hole] = pred[hole]
@@ -193,7 +208,7 @@ def _photo(
 ) -> tuple[Picture, int, str, dict[str, Any]]:
     """Super-resolution or deblurring of the whole photo; alpha is carried (and resized) alongside."""
     w, h = source.size
-    tiles = count_tiles(model, h, w, opts.tile, opts.overlap)
+    tiles = _tiles(model, h, w, opts)
     out_rgb, precision = _infer(model, image_tensor(source.rgb), seed, opts, progress)
     alpha = source.alpha
     if alpha is not None and model.config.out_scale != 1:
@@ -218,14 +233,15 @@ def restore(
     """
     opts = options or Options()
     get_task(task)
+    scale = model.config.out_scale if model is not None else get_task(task).scale
     device = check_device(opts.device)
     t0 = time.perf_counter()
-    source = image if isinstance(image, Picture) else read_image(image, max_pixels=opts.max_pixels)
+    source = image if isinstance(image, Picture) else read_image(image, max_pixels=opts.max_pixels, scale=scale)
     if model is None:
         model = get_model(task, weights, str(device))
     elif model.config.task != task:
         raise OptionsError(f"this is a {model.config.task} network, not {task}")
-    _check(opts, model)
+    _check(opts, model, source)
     seed = secrets.randbelow(2**31) if opts.seed is None else int(opts.seed)
     if task == "inpaint":
         picture, tiles, precision, extra = _inpaint(model, source, mask, seed, opts, progress)
