@@ -78,7 +78,6 @@ class Task:
     metric: str  # the validation metric's key in ``score``
     controls: Controls = field(default=CONTROLS)
     short: str = ""  # the title in a word or two (the app's tabs must all fit a phone's width)
-    short: str = ""  # the title in a word or two (the app's tabs must all fit a phone's width)
 
     # ---------------------------------------------------------------------------------------------
     # Network input and output
