@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import CheckpointError
 from ..files import write_atomic
 from ..nets.model import DiffIRConfig, DiffIRS1, DiffIRS2, build_model
+from .bounds import check_config
 from .containers import CONFIG_NAME, WEIGHTS_NAME, read_checkpoint, unwrap_state_dict
 from .detect import detect_config
 from .official import checkpoint_filter_fn, is_official, short_list
@@ -60,6 +61,7 @@ def load_network(
         sd = checkpoint_filter_fn(sd, name)
     if config is None:
         config = config_from_json(cfg_dict, name) if cfg_dict is not None else detect_config(sd, name)
+    check_config(config, sd, name)  # before anything is allocated
     sd.pop("__schedule__", None)
     model = build_model(config)
     load_state_dict_strict(model, sd, name)
