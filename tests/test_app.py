@@ -359,6 +359,11 @@ def _fetch(page, base: str, selector: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(urllib.request.urlopen(url).read())))
 
 
+def _download_name(page, task: str) -> str:
+    """The download's file name (Gradio breaks it over lines before the extension)."""
+    return page.locator(f"#{task}-download").inner_text().replace("\n", "")
+
+
 def _progress_texts(page) -> list[str]:
     return [t for t in page.locator(".progress-text").all_inner_texts() if t.strip()]
 
@@ -391,7 +396,7 @@ def _example_is_ready(page, vp: str) -> None:
     t0 = time.time()
     page.wait_for_selector("#inpaint-download a", timeout=20_000)
     assert time.time() - t0 < 10
-    assert "flowers_inpaint_seed2023.png" in page.locator("#inpaint-download").inner_text()
+    assert "flowers_inpaint_seed2023.png" in _download_name(page, "inpaint")
     assert page.locator("#inpaint-seed input").input_value() == "2023"
     assert not page.locator("#inpaint-random input").is_checked()
     assert "Example" in page.locator("#inpaint-status").inner_text()
@@ -432,7 +437,7 @@ def _run_with_one_progress(page, vp: str, base: str) -> None:
         page.wait_for_timeout(100)
     assert counts == {1}, (counts, seen)
     assert len({t for t in seen if "%" in t}) >= 2, seen  # it moved during a one-tile run
-    name = page.locator("#inpaint-download").inner_text()
+    name = _download_name(page, "inpaint")
     assert "flowers_inpaint_seed" in name and "background" not in name
     out = _fetch(page, base, "#inpaint-download")
     assert out.shape[:2] == (384, 512)
