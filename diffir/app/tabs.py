@@ -73,6 +73,7 @@ def controls(task: str) -> dict[str, Any]:
             step=k.tile_range.step,
             label="Tile size (px)",
             info="Big photos are done piece by piece; 0 = all at once",
+            elem_id=f"{task}-tile",
         )
     with gr.Row():
         c["seed"] = gr.Number(
@@ -82,7 +83,7 @@ def controls(task: str) -> dict[str, Any]:
             minimum=k.seed_range.low,
             maximum=k.seed_range.high,
             info="The same seed and settings give the same result",
-            show_label=True,
+            elem_id=f"{task}-seed",
         )
         c["randomize"] = gr.Checkbox(
             value=True, label="Random seed", info="The seed used is shown after each run", elem_id=f"{task}-random"
