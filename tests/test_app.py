@@ -365,7 +365,13 @@ def _download_name(page, task: str) -> str:
 
 
 def _progress_texts(page) -> list[str]:
+    """The visible progress displays' timers (one per display)."""
     return [t for t in page.locator(".progress-text").all_inner_texts() if t.strip()]
+
+
+def _progress_words(page) -> list[str]:
+    """What the progress bars say ('restoring tile 3/12, about 20 s left - 40.0%')."""
+    return [t for t in page.locator(".progress-level-inner").all_inner_texts() if t.strip()]
 
 
 def _stroke(page, frac_y: float = 0.5) -> None:
@@ -411,11 +417,15 @@ def _upload_then_paint(page, vp: str) -> None:
     fc.value.set_files(str(ROOT / "examples" / "inpaint" / "flowers.png"))
     blocked = []
     for _ in range(100):  # while the editor waits for its picture, it takes no pointer input
-        loading = page.locator("#inpaint-editor .wrap.full:not(.hide)").count() > 0
+        state = page.eval_on_selector(  # one look at the page: is it loading, and does it take the brush?
+            "#inpaint-editor",
+            "e => [!!e.querySelector('.wrap.full:not(.hide)'), getComputedStyle(e).pointerEvents]",
+        )
+        loading = state[0]
         if loading:
-            blocked.append(page.eval_on_selector("#inpaint-editor", "e => getComputedStyle(e).pointerEvents"))
-        elif page.locator("#inpaint-source p").count():
-            break
+            blocked.append(state[1])
+        elif page.locator("#inpaint-download a").count() == 0 and page.locator("#inpaint-source p").count():
+            break  # the upload is in and has cleared the example's result
         page.wait_for_timeout(50)
     assert all(b == "none" for b in blocked), blocked
     assert page.locator("#inpaint-download a").count() == 0  # the example's result is gone
@@ -431,7 +441,7 @@ def _run_with_one_progress(page, vp: str, base: str) -> None:
         texts = _progress_texts(page)
         if texts:
             counts.add(len(texts))
-            seen.update(texts)
+        seen.update(_progress_words(page))
         if page.locator("#inpaint-download a").count():
             break
         page.wait_for_timeout(100)
@@ -455,7 +465,7 @@ def _chain_and_cancel(page, vp: str, log: Path) -> None:
     page.wait_for_selector("#deblur-cancel", state="visible", timeout=10_000)
     seen: set[str] = set()
     for _ in range(600):
-        seen.update(_progress_texts(page))
+        seen.update(_progress_words(page))
         if any("left" in t for t in seen):
             break
         page.wait_for_timeout(100)
@@ -526,7 +536,9 @@ def test_browser_closed_tab_stops_its_run(shipped_server, browser):
     page.locator("#deblur-tile input[type=number]").press("Enter")
     before = log.read_text().count("deblur: cancelled")
     page.click("#deblur-run")
-    page.wait_for_function("() => document.querySelector('.progress-text')?.innerText.includes('tile')", timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector('.progress-level-inner')?.innerText.includes('tile')", timeout=60_000
+    )
     page.close()
     t0 = time.time()
     while log.read_text().count("deblur: cancelled") == before:
