@@ -9,6 +9,7 @@ variable                    meaning                                             
 ``DIFFIR_MAX_PIXELS``       the app's pixel limit (input and output)                     16 000 000
 ``DIFFIR_MAX_FILE_SIZE``    the app's upload limit                                       ``50mb``
 ``DIFFIR_QUEUE_SIZE``       the app's queue length                                       32
+``DIFFIR_TEMP_TTL``         seconds the app keeps uploads and results (swept on a timer)  3600
 ==========================  ===========================================================  =============
 """
 
@@ -40,6 +41,7 @@ class Settings:
     max_pixels: int
     max_file_size: str
     queue_size: int
+    temp_ttl: int
 
 
 def settings() -> Settings:
@@ -52,4 +54,5 @@ def settings() -> Settings:
         max_pixels=_int("DIFFIR_MAX_PIXELS", 16_000_000),
         max_file_size=env.get("DIFFIR_MAX_FILE_SIZE") or "50mb",
         queue_size=_int("DIFFIR_QUEUE_SIZE", 32),
+        temp_ttl=max(1, _int("DIFFIR_TEMP_TTL", 3600)),
     )

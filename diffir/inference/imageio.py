@@ -125,8 +125,8 @@ def _check_size(width: int, height: int, max_pixels: int, scale: int = 1) -> Non
                 "Downscale it first, or raise the limit (--max-pixels / DIFFIR_MAX_PIXELS)."
             )
         raise ImageError(
-            f"the image is {pixels / 1e6:.1f} Mpx ({width}×{height}), so the ×{scale} result would be "
-            f"{pixels * scale * scale / 1e6:.0f} Mpx; the limit is {max_pixels / 1e6:g} Mpx for the result. "
+            f"the image is {pixels / 1e6:.3g} Mpx ({width}×{height}), so the ×{scale} result would be "
+            f"{pixels * scale * scale / 1e6:.3g} Mpx; the limit is {max_pixels / 1e6:g} Mpx for the result. "
             f"Downscale it to at most {max_pixels / scale / scale / 1e6:.2g} Mpx first, or raise the limit "
             "(--max-pixels / DIFFIR_MAX_PIXELS)."
         )
@@ -288,6 +288,22 @@ def mask_from_image(
     if pic.alpha is not None and float(pic.alpha.min()) < 1.0:
         return pic.alpha > 0
     return pic.rgb.mean(axis=2) > 0.5
+
+
+def mask_layer(
+    source: str | os.PathLike[str] | bytes, size: tuple[int, int], *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """A painted layer of the app's editor as a hole mask, at the image's ``size`` (width, height).
+
+    Read like any image (a corrupt file or a decompression bomb gets the same clear ``ImageError``,
+    never a server path), then checked to fit the image."""
+    mask = mask_from_image(source, max_pixels=max_pixels, name="the mask layer")
+    if mask.shape != (size[1], size[0]):
+        raise ImageError(
+            f"the mask layer is {mask.shape[1]}×{mask.shape[0]} but the image is {size[0]}×{size[1]}; "
+            "upload the image again."
+        )
+    return mask
 
 
 # --------------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def check_output_size(width: int, height: int, scale: int, max_pixels: int) -> N
     out = width * height * scale * scale
     if out > max_pixels:
         raise ImageError(
-            f"the result would be {out / 1e6:.1f} Mpx ({width * scale}×{height * scale}, ×{scale} of a "
+            f"the result would be {out / 1e6:.3g} Mpx ({width * scale}×{height * scale}, ×{scale} of a "
             f"{width}×{height} image); the limit is {max_pixels / 1e6:g} Mpx. Downscale the image to at most "
             f"{max_pixels / scale / scale / 1e6:.2g} Mpx first, or raise the limit (--max-pixels / DIFFIR_MAX_PIXELS)."
         )
