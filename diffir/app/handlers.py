@@ -66,7 +66,7 @@ def options(steps: Any, tile: Any, overlap: Any, seed: Any, randomize: bool, dil
     seed_value = None if randomize or seed is None or seed == "" else seed
     try:
         return Options(
-            steps=steps if steps else None,
+            steps=steps,  # None: all steps; 0 or 2.7 are refused, not changed
             seed=seed_value,
             tile=tile or 0,
             overlap=overlap or 0,

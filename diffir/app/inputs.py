@@ -11,10 +11,9 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 from ..errors import UserError
-from ..inference.imageio import Picture, read_image, to_integer
+from ..inference.imageio import Picture, mask_layer, read_image, to_integer
 from ..settings import settings
 from . import words
 from .outputs import _preview, request_dir
@@ -73,15 +72,10 @@ def mask_from_layers(editor: dict | None, size: tuple[int, int]) -> np.ndarray:
     for layer in layers:
         if file_of(layer) is None:
             continue
-        with Image.open(file_of(layer)) as im:
-            if im.size != size:
-                raise gr.Error(
-                    f"the mask layer is {im.width}×{im.height} but the image is {size[0]}×{size[1]}; upload the image again.",
-                    title="Mask does not fit",
-                )
-            arr = np.asarray(im.convert("RGBA"))
-        painted = arr[..., 3] > 0 if arr[..., 3].min() < 255 else arr[..., :3].mean(axis=2) > 127
-        mask |= painted
+        try:  # read like any image: a corrupt file or a bomb gets a clear message, never a server path
+            mask |= mask_layer(file_of(layer), size, max_pixels=settings().max_pixels)
+        except UserError as e:
+            raise gr.Error(str(e), title="Cannot use the mask") from None
     if not mask.any():
         raise gr.Error("The mask is empty: paint over the area you want to fill.", title="Nothing to fill")
     return mask
