@@ -81,11 +81,19 @@ def config_from_json(d: Mapping[str, Any], name: str = "config") -> DiffIRConfig
         raise CheckpointError(f"{name}: bad config: {e}") from None
 
 
-def save_pretrained(model: DiffIRS1 | DiffIRS2, directory: str | os.PathLike[str], **card: Any) -> Path:
-    """Write ``config.json`` + ``model.safetensors``, each atomically (``imageio.write_atomic``)."""
+def save_pretrained(
+    model: DiffIRS1 | DiffIRS2,
+    directory: str | os.PathLike[str],
+    *,
+    dtype: torch.dtype = torch.float32,
+    **card: Any,
+) -> Path:
+    """Write ``config.json`` + ``model.safetensors``, each atomically (``files.write_atomic``).
+
+    ``dtype=torch.float16`` halves the file (shipped weights: they load back as float32)."""
     directory = Path(directory)
     cfg = {"model_type": MODEL_TYPE, **model.config.to_dict()}
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     meta = {"config": json.dumps(cfg), "format": "pt", **{k: str(v) for k, v in card.items()}}
     write_atomic(directory / WEIGHTS_NAME, safetensors_bytes(tensors, metadata=meta))
     write_atomic(directory / CONFIG_NAME, (json.dumps(cfg, indent=2) + "\n").encode())

@@ -51,9 +51,12 @@ def fill(bank: Path, maker: PairMaker, shard_size: int, keep: int, stop_after: i
 
 
 def _writer(bank: str, pool: str, d: Degradation, scales: tuple[float, ...], seed: int, size: int, keep: int) -> None:
-    os.nice(15)  # idle time only: the training loop keeps priority
     torch.set_num_threads(1)
-    fill(Path(bank), PairMaker(Path(pool), d, scales, seed), size, keep)
+    maker = PairMaker(Path(pool), d, scales, seed)
+    if not shard_paths(Path(bank)):
+        fill(Path(bank), maker, size, keep, stop_after=1)  # the loop waits for this one: full priority
+    os.nice(15)  # then idle time only: the training loop keeps priority
+    fill(Path(bank), maker, size, keep)
 
 
 def start_writer(

@@ -235,27 +235,29 @@ def evaluate(
 
 
 def training_curve(run_dirs: list[Path]) -> list[dict[str, float]]:
-    """Validation PSNR against cumulative training hours across the runs of one model (stage 1, then 2).
-
-    Resumed runs re-log the steps after their last checkpoint; the latest entry for a step wins.
-    """
-    points, hours = [], 0.0
+    """Validation score against cumulative training hours across the runs of one model (stage 1,
+    then stage 2). Logs record the seconds spent; older logs only the seconds per iteration."""
+    points, offset = [], 0.0
     for run in run_dirs:
-        steps: dict[int, dict] = {}
-        vals: dict[int, float] = {}
-        for line in (run / "log.jsonl").read_text().splitlines():
-            rec = json.loads(line)
+        recs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+        hours, last_step, spent = 0.0, 0, 0.0
+        for rec in sorted(recs, key=lambda r: r["step"]):
+            if "seconds" in rec:
+                hours = rec["seconds"] / 3600
+            elif "s_per_it" in rec:
+                hours += rec["s_per_it"] * (rec["step"] - last_step) / 3600
+                last_step = rec["step"]
+            spent = max(spent, hours)
             if "val_psnr" in rec:
-                vals[rec["step"]] = rec["val_psnr"]
-            else:
-                steps[rec["step"]] = rec
-        last = 0
-        for step in sorted(set(steps) | set(vals)):
-            if step in steps:
-                hours += steps[step]["s_per_it"] * (step - last) / 3600
-                last = step
-            if step in vals:
-                points.append({"run": run.name, "step": step, "hours": round(hours, 3), "val_psnr": vals[step]})
+                points.append(
+                    {
+                        "run": run.name,
+                        "step": rec["step"],
+                        "hours": round(offset + hours, 3),
+                        "val_psnr": rec["val_psnr"],
+                    }
+                )
+        offset += spent
     return points
 
 

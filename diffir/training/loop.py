@@ -272,7 +272,8 @@ class Trainer:
             if self.main and self.step_no % cfg.log_every == 0:
                 rate = (time.perf_counter() - t_log) / n_log
                 self.write({"step": self.step_no, "phase": self.phase, "s_per_it": round(rate, 3), **parts,
-                            "seconds": round(self.seconds, 1), "threads": torch.get_num_threads(), "world": self.world})  # fmt: skip
+                            "seconds": round(self.seconds, 1), "threads": torch.get_num_threads(), "world": self.world,
+                            "device": self.device.type})  # fmt: skip
                 self.say(
                     f"step={self.step_no} {self.phase} {rate:.3f}s/it "
                     + " ".join(f"{k}={v:.4g}" for k, v in parts.items())

@@ -1,0 +1,59 @@
+"""A campaign runs stage 1, stage 2, validation and export end to end (test-sized: tiny model, a
+few seconds per stage), replaces the shipped weights only when it scores higher, and resumes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from diffir import load_network, save_pretrained
+from diffir.training.campaign import run_campaign
+
+from .test_train import TINY, cache  # noqa: F401  (the synthetic photo pool fixture)
+
+
+def _overrides(task: str, cache_dir) -> dict:
+    model = dict(TINY, **({"scale": 4, "norm_type": "BiasFree"} if task == "sr" else {}))
+    if task == "inpaint":
+        model["num_refinement_blocks"] = 0
+    return dict(model=model, patch=16, batch=2, cache=str(cache_dir), image_scales=[1.0], data="online",
+                log_every=1, val_minutes=10.0, ckpt_minutes=10.0)  # fmt: skip
+
+
+@pytest.mark.parametrize("task", ["sr", "deblur", "inpaint"])
+def test_campaign_end_to_end(tmp_path, cache, monkeypatch, task):  # noqa: F811
+    monkeypatch.setenv("DIFFIR_CACHE", str(cache))
+    weights, runs = tmp_path / "weights", tmp_path / "runs"
+    record = run_campaign(task, 0.12, runs=runs, weights=weights, overrides=_overrides(task, cache), long_side=64)
+    assert record["replaced"] and record["shipped"]["mean"] == float("-inf")  # nothing shipped: any model wins
+    shipped = load_network(weights / task)
+    assert shipped.config.stage == "s2" and shipped.config.task == task
+    st = torch.load(runs / task / "s1" / "last.pt", weights_only=True)
+    assert st["seconds"] >= 0.6 * 0.12 * 60  # stage 1 had its share of the budget (and stopped after it)
+    assert torch.load(runs / task / "s2_0" / "last.pt", weights_only=True)["seconds"] >= 0.4 * 0.12 * 60
+    info = json.loads((weights / task / "training.json").read_text())
+    assert info["total"]["core_hours"] > 1.0 and len(info["campaigns"]) == 1
+    assert "<!-- campaigns:start -->" in (weights / task / "README.md").read_text()
+    assert abs(record["float16_change_db"]) < 0.05
+
+    # a second campaign starts from what is there, extends stage 1, makes a new stage 2 and keeps the
+    # shipped model unless it is beaten; here the shipped one is made unbeatable by construction
+    better = load_network(weights / task)
+    save_pretrained(better, weights / task)
+    import diffir.training.campaign as C
+
+    monkeypatch.setattr(
+        C, "validation_score", lambda m, *a, **k: {"mean": 99.0 if m is not None and _is(m, better) else 1.0}
+    )
+    before = (weights / task / "model.safetensors").read_bytes()
+    record2 = run_campaign(task, 0.12, runs=runs, weights=weights, overrides=_overrides(task, cache), long_side=64)
+    assert (runs / task / "s2_1" / "best").is_dir()
+    assert torch.load(runs / task / "s1" / "last.pt", weights_only=True)["step"] > st["step"]
+    assert not record2["replaced"] and (weights / task / "model.safetensors").read_bytes() == before
+
+
+def _is(model, reference) -> bool:
+    a, b = model.state_dict(), reference.state_dict()
+    return all(torch.equal(a[k], b[k]) for k in a)
