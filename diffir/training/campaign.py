@@ -20,6 +20,7 @@ a campaign whose ``runs/`` folder is gone starts again from the shipped weights.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import time
@@ -181,7 +182,8 @@ def update_card(task: str, root: Path, out: Path, record: dict[str, Any]) -> Non
     runs = [root / "s1", *sorted(root.glob("s2_*"))]
     points = training_curve([r for r in runs if (r / "log.jsonl").is_file()])
     if points:
-        plot_curve(points, out / "curve.png", f"DiffIR {task}: validation score against training time")
+        with contextlib.suppress(ImportError):  # a GPU machine has no matplotlib: drawn when the weights come home
+            plot_curve(points, out / "curve.png", f"DiffIR {task}: validation score against training time")
     rows = ["| date | candidate | shipped before | replaced | compute so far |", "|---|---|---|---|---|"]
     for c in info["campaigns"]:
         fmt = ", ".join(f"{k} {v:.2f}" for k, v in c["candidate"].items())
@@ -211,10 +213,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="where the shipped weights live")
     p.add_argument("--set", action="append", metavar="KEY=JSON", help="override a TrainConfig field (new runs)")
     p.add_argument("--s1-share", type=float, default=0.6)
+    p.add_argument("--long-side", type=int, default=512, help="validation photo size (px)")
     args = p.parse_args(argv)
     overrides = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.set or [])}
     record = run_campaign(
-        args.task, args.minutes, runs=args.runs, weights=args.weights, overrides=overrides, s1_share=args.s1_share
+        args.task,
+        args.minutes,
+        runs=args.runs,
+        weights=args.weights,
+        overrides=overrides,
+        s1_share=args.s1_share,
+        long_side=args.long_side,
     )
     print(json.dumps(record, indent=1))
     return 0

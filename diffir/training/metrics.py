@@ -7,7 +7,6 @@ studio-swing luma that SR papers report (as BasicSR ``calculate_psnr(test_y_chan
 from __future__ import annotations
 
 import numpy as np
-from skimage.metrics import structural_similarity
 
 
 def to_y(img: np.ndarray) -> np.ndarray:
@@ -37,6 +36,8 @@ def psnr_y(a: np.ndarray, b: np.ndarray, border: int = 0) -> float:
 
 def ssim(a: np.ndarray, b: np.ndarray, border: int = 0, y: bool = False) -> float:
     """SSIM (Gaussian window σ 1.5, as Wang et al.) on RGB channels or on Y."""
+    from skimage.metrics import structural_similarity  # only SSIM needs scikit-image (GPU machines lack it)
+
     a = _crop(np.asarray(a, np.float64), border)
     b = _crop(np.asarray(b, np.float64), border)
     if y:
