@@ -154,10 +154,12 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
-def evaluate(
-    task: str, images: dict[str, np.ndarray], s2: DiffIRS2 | None, s1: DiffIRS1 | None, out_dir: Path, variant: str = ""
-) -> dict:
-    methods: dict[str, Callable[..., np.ndarray]] = {}
+Method = Callable[[np.ndarray, np.ndarray, dict, int], np.ndarray]
+
+
+def methods_for(task: str, s2: DiffIRS2 | None, s1: DiffIRS1 | None) -> dict[str, Method]:
+    """The classical baselines of a task, then our network's rows (the paper's ablations included)."""
+    methods: dict[str, Method] = {}
     if task == "sr":
         methods["bicubic"] = lambda lq, gt, ex, i: upsample(lq, gt.shape[:2], "bicubic")
         methods["lanczos"] = lambda lq, gt, ex, i: upsample(lq, gt.shape[:2], "lanczos")
@@ -167,28 +169,69 @@ def evaluate(
         methods["telea"] = lambda lq, gt, ex, i: inpaint_opencv(gt, ex["mask"], "telea")
         methods["navier-stokes"] = lambda lq, gt, ex, i: inpaint_opencv(gt, ex["mask"], "ns")
         methods["biharmonic"] = lambda lq, gt, ex, i: inpaint_biharmonic(gt, ex["mask"])
-    if s2 is not None:
-        methods["DiffIR S2 (4 steps)"] = lambda lq, gt, ex, i: run_model(s2, task, lq, gt, ex, "s2", i)
-        methods["DiffIR S2 (1 step)"] = lambda lq, gt, ex, i: run_model(s2, task, lq, gt, ex, "s2_1step", i)
-        methods["S2, CPEN_S2 as IPR (no diffusion)"] = lambda lq, gt, ex, i: run_model(
-            s2, task, lq, gt, ex, "s2_cpen", i
-        )
+    rows = {
+        "DiffIR S2 (4 steps)": "s2",
+        "DiffIR S2 (1 step)": "s2_1step",
+        "S2, CPEN_S2 as IPR (no diffusion)": "s2_cpen",
+    }
+    for label, mode in rows.items() if s2 is not None else ():
+        methods[label] = lambda lq, gt, ex, i, mode=mode: run_model(s2, task, lq, gt, ex, mode, i)
     if s1 is not None:
         methods["DiffIR S1 (GT-informed IPR)"] = lambda lq, gt, ex, i: run_model(s1, task, lq, gt, ex, "s1", i)
+    return methods
 
+
+def _crop_box(task: str, gt: np.ndarray, extra: dict) -> tuple[int, int, int]:
+    h, w = gt.shape[:2]
+    if task != "inpaint":
+        return (h // 2 - 48, w // 2 - 48, 96)
+    ys, xs = np.nonzero(extra["mask"])  # centre the crop on the hole
+    cy, cx = int(np.median(ys)), int(np.median(xs))
+    return (int(np.clip(cy - 48, 0, h - 96)), int(np.clip(cx - 48, 0, w - 96)), 96)
+
+
+def _add_wiener(task: str, runs: dict[float, list], per: dict, seconds: dict, crops: list) -> None:
+    """The oracle Wiener baseline: the true kernel and the best noise-to-signal ratio on the set."""
+    best = max(WIENER_NSR, key=lambda n: np.mean([score(task, o, g, e)["psnr"] for o, g, e in runs[n]]))
+    key = f"Wiener, true kernel (NSR {best:g})"
+    per[key] = [score(task, o, g, e) for o, g, e in runs[best]]
+    for (_, panels), (o, _, _) in zip(crops, runs[best]):
+        h, w = o.shape[:2]
+        panels.insert(-1, ("Wiener (true kernel)", _crop(o, (h // 2 - 48, w // 2 - 48, 96))))
+    seconds[key] = 0.0
+
+
+def _report(task: str, images: dict, per: dict, seconds: dict, crops: list, out_dir: Path, variant: str) -> dict:
+    summary = {m: _mean(v) for m, v in per.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {"task": task, "variant": variant or "default", "images": list(images),
+              "size": [list(v.shape[:2]) for v in images.values()], "mean": summary, "per_image": per,
+              "seconds_total": seconds}  # fmt: skip
+    suffix = f"_{variant}" if variant else ""
+    (out_dir / f"results{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
+    keys = list(next(iter(summary.values())))
+    lines = [f"| method | {' | '.join(keys)} |", "|---|" + "---|" * len(keys)]
+    for m, v in summary.items():
+        lines.append(f"| {m} | " + " | ".join(f"{v[k]:.4f}" if "ssim" in k else f"{v[k]:.2f}" for k in keys) + " |")
+    (out_dir / f"table{suffix}.md").write_text("\n".join(lines) + "\n")
+    crops_png(crops[:4], out_dir / f"crops{suffix}.png")
+    return result
+
+
+def evaluate(
+    task: str, images: dict[str, np.ndarray], s2: DiffIRS2 | None, s1: DiffIRS1 | None, out_dir: Path, variant: str = ""
+) -> dict:
+    """Every method on every image (seeded degradations): results JSON, markdown table, crops PNG."""
+    methods = methods_for(task, s2, s1)
     per: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
     seconds: dict[str, float] = dict.fromkeys(methods, 0.0)
     crops = []
     wiener_runs: dict[float, list[tuple[np.ndarray, np.ndarray, dict]]] = {}
     for i, (name, gt) in enumerate(images.items()):
         lq, extra = get_task(task).eval_pair(gt, i, variant)
+        box = _crop_box(task, gt, extra)
         panels = []
-        h, w = gt.shape[:2]
-        box = (h // 2 - 48, w // 2 - 48, 96)
-        if task == "inpaint":  # centre the crop on the hole
-            ys, xs = np.nonzero(extra["mask"])
-            cy, cx = int(np.median(ys)), int(np.median(xs))
-            box = (int(np.clip(cy - 48, 0, h - 96)), int(np.clip(cx - 48, 0, w - 96)), 96)
+        if task == "inpaint":
             panels.append(("masked input", _crop(np.where(extra["mask"][..., None], 1.0, gt), box)))
         elif task == "sr":
             panels.append(("LQ (nearest)", _crop(lq, box, 4)))
@@ -204,60 +247,36 @@ def evaluate(
                 wiener_runs.setdefault(nsr, []).append((wiener(lq, extra["kernel"], nsr), gt, extra))
         panels.append(("ground truth", _crop(gt, box)))
         crops.append((name, panels))
-    if task == "deblur":  # the oracle noise-to-signal ratio: the strongest Wiener baseline
-        best = max(WIENER_NSR, key=lambda n: np.mean([score(task, o, g, e)["psnr"] for o, g, e in wiener_runs[n]]))
-        key = f"Wiener, true kernel (NSR {best:g})"
-        per[key] = [score(task, o, g, e) for o, g, e in wiener_runs[best]]
-        for (_, panels), (o, _, _) in zip(crops, wiener_runs[best]):
-            h, w = o.shape[:2]
-            panels.insert(-1, ("Wiener (true kernel)", _crop(o, (h // 2 - 48, w // 2 - 48, 96))))
-        seconds[key] = 0.0
-    summary = {m: _mean(v) for m, v in per.items()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = {
-        "task": task,
-        "variant": variant or "default",
-        "images": list(images),
-        "size": [list(v.shape[:2]) for v in images.values()],
-        "mean": summary,
-        "per_image": per,
-        "seconds_total": seconds,
-    }
-    suffix = f"_{variant}" if variant else ""
-    (out_dir / f"results{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
-    keys = list(next(iter(summary.values())))
-    lines = [f"| method | {' | '.join(keys)} |", "|---|" + "---|" * len(keys)]
-    for m, v in summary.items():
-        lines.append(f"| {m} | " + " | ".join(f"{v[k]:.4f}" if "ssim" in k else f"{v[k]:.2f}" for k in keys) + " |")
-    (out_dir / f"table{suffix}.md").write_text("\n".join(lines) + "\n")
-    crops_png(crops[:4], out_dir / f"crops{suffix}.png")
-    return result
+    if task == "deblur":
+        _add_wiener(task, wiener_runs, per, seconds, crops)
+    return _report(task, images, per, seconds, crops, out_dir, variant)
 
 
 def training_curve(run_dirs: list[Path]) -> list[dict[str, float]]:
     """Validation score against cumulative training hours across the runs of one model (stage 1,
-    then stage 2). Logs record the seconds spent; older logs only the seconds per iteration."""
+    then stage 2). Logs record the seconds spent (older ones the seconds per iteration); a resumed
+    run re-logs the steps after its last checkpoint, and the latest entry for a step wins."""
     points, offset = [], 0.0
     for run in run_dirs:
-        recs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-        hours, last_step, spent = 0.0, 0, 0.0
-        for rec in sorted(recs, key=lambda r: r["step"]):
-            if "seconds" in rec:
-                hours = rec["seconds"] / 3600
-            elif "s_per_it" in rec:
-                hours += rec["s_per_it"] * (rec["step"] - last_step) / 3600
-                last_step = rec["step"]
-            spent = max(spent, hours)
+        steps: dict[int, dict] = {}
+        vals: dict[int, float] = {}
+        for line in (run / "log.jsonl").read_text().splitlines():
+            rec = json.loads(line)
             if "val_psnr" in rec:
+                vals[rec["step"]] = rec["val_psnr"]
+            elif "seconds" in rec or "s_per_it" in rec:
+                steps[rec["step"]] = rec
+        hours, last = 0.0, 0
+        for step in sorted(set(steps) | set(vals)):
+            rec = steps.get(step)
+            if rec is not None:
+                hours = rec["seconds"] / 3600 if "seconds" in rec else hours + rec["s_per_it"] * (step - last) / 3600
+                last = step
+            if step in vals:
                 points.append(
-                    {
-                        "run": run.name,
-                        "step": rec["step"],
-                        "hours": round(offset + hours, 3),
-                        "val_psnr": rec["val_psnr"],
-                    }
+                    {"run": run.name, "step": step, "hours": round(offset + hours, 3), "val_psnr": vals[step]}
                 )
-        offset += spent
+        offset += hours
     return points
 
 
