@@ -23,7 +23,6 @@ from PIL import Image
 import diffir
 from diffir import CheckpointError, ImageError, OptionsError, load_network, save_pretrained
 from diffir.app import outputs
-from diffir.inference.imageio import mask_layer
 from diffir.inference.pipeline import Options, restore
 
 from .conftest import random_model
@@ -132,6 +131,8 @@ def test_the_pixel_limit_applies_to_the_sr_output(models):
 
 
 def test_bad_mask_layers_get_the_image_errors_without_paths(tmp_path):
+    from diffir.inference.imageio import mask_layer
+
     cases = {
         "corrupt": (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "the mask layer: this is not an image file"),
         "truncated": (png(np.full((48, 64, 4), 255, np.uint8))[:60], "the mask layer: the image file is damaged"),
