@@ -11,19 +11,16 @@ import torch
 from diffir import load_network, save_pretrained
 from diffir.training.campaign import run_campaign
 
-from .test_train import TINY, cache  # noqa: F401  (the synthetic photo pool fixture)
+from .helpers import tiny_model_fields
 
 
 def _overrides(task: str, cache_dir) -> dict:
-    model = dict(TINY, **({"scale": 4, "norm_type": "BiasFree"} if task == "sr" else {}))
-    if task == "inpaint":
-        model["num_refinement_blocks"] = 0
-    return dict(model=model, patch=16, batch=2, cache=str(cache_dir), image_scales=[1.0], data="online",
+    return dict(model=tiny_model_fields(task), patch=16, batch=2, cache=str(cache_dir), image_scales=[1.0], data="online",
                 log_every=1, val_minutes=10.0, ckpt_minutes=10.0)  # fmt: skip
 
 
 @pytest.mark.parametrize("task", ["sr", "deblur", "inpaint"])
-def test_campaign_end_to_end(tmp_path, cache, monkeypatch, task):  # noqa: F811
+def test_campaign_end_to_end(tmp_path, cache, monkeypatch, task):
     monkeypatch.setenv("DIFFIR_CACHE", str(cache))
     weights, runs = tmp_path / "weights", tmp_path / "runs"
     record = run_campaign(task, 0.12, runs=runs, weights=weights, overrides=_overrides(task, cache), long_side=64)

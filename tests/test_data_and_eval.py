@@ -12,7 +12,7 @@ from diffir.training.data import PatchSampler, read_pool
 from diffir.training.evaluate import evaluate, inpaint_opencv, plot_curve, training_curve, upsample, wiener
 from diffir.training.metrics import psnr, psnr_y, ssim, to_y
 
-from .conftest import random_model
+from .helpers import random_model
 
 
 def test_pool_list():

@@ -8,7 +8,7 @@ import torch
 
 from diffir.nets.diffusion import make_betas, make_schedule, official_buffers, trailing_timesteps
 
-from .conftest import random_model
+from .helpers import random_model
 
 
 def test_schedule_matches_official_table():

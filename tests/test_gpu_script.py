@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from .test_train import TINY, cache  # noqa: F401  (the synthetic photo pool fixture)
+from .helpers import tiny_model_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-def test_gpu_campaign_script_on_cpu(tmp_path, cache):  # noqa: F811
+def test_gpu_campaign_script_on_cpu(tmp_path, cache):
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out), "WORK": str(tmp_path / "work"), "DEVICE": "cpu",
-           "DIFFIR_CACHE": str(cache), "EXTRA": json.dumps({"model": TINY}), "OMP_NUM_THREADS": "1", "LONG_SIDE": "64"}  # fmt: skip
+           "DIFFIR_CACHE": str(cache), "EXTRA": json.dumps({"model": tiny_model_fields("deblur")}), "OMP_NUM_THREADS": "1", "LONG_SIDE": "64"}  # fmt: skip
     res = subprocess.run(
         ["bash", "tools/gpu_campaign.sh", "deblur", "0.1"],
         cwd=ROOT,

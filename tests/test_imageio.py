@@ -13,14 +13,10 @@ from PIL import Image, ImageCms
 
 from diffir.inference.imageio import ImageError, encode_png, mask_from_image, read_image
 
+from .helpers import png_bytes
+
 RNG = np.random.default_rng(0)
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-
-
-def png_bytes(im: Image.Image, **kw) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", **kw)
-    return buf.getvalue()
 
 
 def decode_reference(data: bytes) -> np.ndarray:

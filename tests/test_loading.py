@@ -14,7 +14,8 @@ from diffir import CheckpointError
 from diffir.checkpoints import checkpoint_filter_fn, detect_config, to_official
 from diffir.nets.diffusion import make_betas, official_buffers
 
-from .conftest import LAYOUTS, layout, random_model
+from .conftest import LAYOUTS, layout
+from .helpers import random_model
 
 
 def random_official_state_dict(lay: dict, seed: int = 0) -> dict[str, torch.Tensor]:

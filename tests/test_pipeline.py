@@ -13,25 +13,13 @@ import diffir
 from diffir.inference.imageio import ImageError, read_image
 from diffir.inference.pipeline import Options, restore
 
-from .conftest import random_model
-from .test_imageio import CASES, decode_reference, deep_png, png_bytes
+from .helpers import photo, png_bytes, random_model, u8
+from .test_imageio import CASES, decode_reference, deep_png
 
 
 @pytest.fixture(scope="module")
 def models():
     return {t: random_model(t) for t in ("sr", "deblur", "inpaint")}
-
-
-def photo(h: int = 40, w: int = 56, seed: int = 0) -> np.ndarray:
-    """A smooth, natural-ish RGB test image."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    base = np.stack([np.sin(6 * xx + 1), np.cos(5 * yy), np.sin(4 * (xx + yy))], axis=2) * 0.35 + 0.5
-    return np.clip(base + rng.normal(0, 0.02, base.shape), 0, 1)
-
-
-def u8(x: np.ndarray) -> np.ndarray:
-    return np.rint(x * 255).astype(np.uint8)
 
 
 def test_sr_keeps_alpha_resized_and_mode(models):

@@ -9,7 +9,7 @@ import torch
 from diffir.inference.tiling import cpen_pooled_tiled, feather, run_tiled, tile_grid
 from diffir.tasks import pad_to_multiple, symmetric_pad
 
-from .conftest import random_model
+from .helpers import random_model
 
 
 @pytest.mark.parametrize("task", ["deblur", "sr", "inpaint"])

@@ -11,32 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from diffir import load_network
 from diffir.training.loop import TrainConfig, lr_at, train
 
-TINY = dict(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, ffn_expansion_factor=2.0, n_encoder_res=1)
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cache")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 3), ("val", 2)):
-        (root / "pool" / split).mkdir(parents=True)
-        for i in range(n):
-            yy, xx = np.mgrid[0:160, 0:200] / 50
-            img = np.stack([np.sin(xx * (i + 1)), np.cos(yy * 2), np.sin(xx + yy)], axis=2) * 90 + 128
-            img = np.clip(img + rng.normal(0, 20, img.shape), 0, 255).astype(np.uint8)
-            Image.fromarray(img).save(root / "pool" / split / f"p{i}.png")
-    return root
+from .helpers import tiny_model_fields
 
 
 def _cfg(cache: Path, task: str, stage: str, **kw) -> TrainConfig:
-    model = dict(TINY, **({"scale": 4, "norm_type": "BiasFree"} if task == "sr" else {}))
-    if task == "inpaint":
-        model["num_refinement_blocks"] = 0
+    model = tiny_model_fields(task)
     base = dict(task=task, stage=stage, model=model, patch=16, batch=2, iters=4, warmup=0.25, val_every=2, ckpt_every=2,
                 log_every=1, cache=str(cache), image_scales=(1.0,), threads=1, data="online")  # fmt: skip
     base.update(kw)

@@ -10,6 +10,8 @@
     python -m diffir.bench --tiling   # tiled vs whole-image output on a natural photo: PSNR and the
                                       # step at tile borders
     python -m diffir.bench --big      # a 4000x3000 deblur with 256 px tiles (full official config)
+    python -m diffir.bench --inpaint-scale  # inpainting hole PSNR against the working scale (vs Telea)
+    python -m diffir.bench --train    # training throughput per preset: old recipe against new (patches/h)
     python -m diffir.bench --app      # `python app.py` to its first HTTP answer, then the first
                                       # request of each tab at 512x512 through gradio_client
 """
@@ -82,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--tiling", action="store_true", help="tiled vs whole-image output")
     mode.add_argument("--big", action="store_true", help="4000x3000 deblur with 256 px tiles")
     mode.add_argument("--app", action="store_true", help="app startup and first-request latency per tab")
+    mode.add_argument("--train", action="store_true", help="training throughput, old recipe against new")
+    mode.add_argument("--inpaint-scale", action="store_true", help="inpainting hole PSNR against the working scale")
+    p.add_argument("--train-seconds", type=float, default=60, help="train: seconds per recipe and round")
+    p.add_argument("--train-rounds", type=int, default=2)
+    p.add_argument("--tasks", nargs="*", default=["sr", "deblur", "inpaint"], help="train: presets to measure")
     p.add_argument("--big-tiles", type=int, default=12, help="big: tiles to run with the official config")
     p.add_argument("--max-mpx", type=float, default=12.0, help="sweep: largest output size")
     p.add_argument("--_child", nargs="+", help=argparse.SUPPRESS)
@@ -96,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             r = tiling_case(args.threads)
         elif kind == "app":
             r = app_case(args.threads)
+        elif kind == "train":
+            from .training import train_child
+
+            r = train_child(rest[0], rest[1], int(rest[2]), float(rest[3]), int(rest[4]))
         else:
             r = big_case(args.threads, rest[0], int(rest[1]))
         print(json.dumps(r))
@@ -108,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
     }
     args.common = ["--threads", str(args.threads), "--repeat", str(args.repeat)]
-    for mode in ("sweep", "tiling", "app", "big"):
+    for mode in ("sweep", "tiling", "app", "big", "train", "inpaint_scale"):
         if getattr(args, mode):
             return REPORTS[mode](args)
     return report_core(args)
@@ -187,7 +198,26 @@ def report_core(args: argparse.Namespace) -> int:
     return 0
 
 
-REPORTS = {"sweep": report_sweep, "tiling": report_tiling, "app": report_app, "big": report_big}
+def report_train(args: argparse.Namespace) -> int:
+    from .training import run
+
+    rows = run(args.tasks, args.train_seconds, args.train_rounds)
+    (args.out / "train.json").write_text(json.dumps({"meta": args.meta, "results": rows}, indent=2) + "\n")
+    print(f"wrote {args.out / 'train.json'}")
+    return 0
+
+
+def report_inpaint_scale(args: argparse.Namespace) -> int:
+    from .inpaint_scale import run
+
+    rows = run()
+    (args.out / "inpaint_scale.json").write_text(json.dumps({"meta": args.meta, "results": rows}, indent=2) + "\n")
+    print(f"wrote {args.out / 'inpaint_scale.json'}")
+    return 0
+
+
+REPORTS = {"sweep": report_sweep, "tiling": report_tiling, "app": report_app, "big": report_big,
+           "train": report_train, "inpaint_scale": report_inpaint_scale}  # fmt: skip
 
 if __name__ == "__main__":
     raise SystemExit(main())

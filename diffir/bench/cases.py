@@ -206,8 +206,9 @@ def big_case(threads: int, config: str, max_tiles: int = 0) -> dict:
     done = [0, 0]
 
     def progress(_: float, message: str) -> None:
-        if message.startswith("restoring tile"):
-            done[:] = [int(n) for n in message.split()[-1].split("/")]
+        m = re.search(r"tile (\d+)/(\d+)", message)
+        if m:
+            done[:] = [int(m[1]), int(m[2])]
             if max_tiles and done[0] >= max_tiles:
                 raise _EnoughTiles
 

@@ -34,6 +34,7 @@ def check_controls(opts: Any) -> dict[str, Any]:
         "max_pixels": _POSITIVE.check("max_pixels", opts.max_pixels, "the pixel limit"),
         "crop_trigger": _POSITIVE.check("crop_trigger", opts.crop_trigger, "inpainting crop threshold in px"),
         "crop_margin": Range(0, 2**31).check("crop_margin", opts.crop_margin, "inpainting crop margin in px"),
+        "hole_width": Range(0, 4096).check("hole_width", opts.hole_width, "widest hole run at full scale, 0 = always"),
     }
     if v["tile"] and v["overlap"] > v["tile"] // 2:
         raise OptionsError(

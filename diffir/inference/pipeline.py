@@ -29,6 +29,7 @@ from ..nets.model import DiffIRS2
 from ..tasks import CONTROLS, TASK_NAMES, get_task, image_tensor, tensor_image
 from .forward import Progress, check_device, count_tiles, forward_padded
 from .imageio import DEFAULT_MAX_PIXELS, Picture, encode_png, mask_from_image, read_image, resize_alpha, with_rgb
+from .inpaint import MAX_HOLE_WIDTH, fill_at_scale, working_scale
 from .limits import check_controls, check_output_size, check_work
 
 TASKS = TASK_NAMES
@@ -51,6 +52,7 @@ class Options:
     max_pixels: int = DEFAULT_MAX_PIXELS
     crop_trigger: int = 1024  # inpainting: images larger than this (px, long side) are cropped around the mask
     crop_margin: int = 128
+    hole_width: int = MAX_HOLE_WIDTH  # inpainting: wider holes are filled downscaled (inpaint.py); 0 = never
 
     def __post_init__(self) -> None:
         for name, value in check_controls(self).items():
@@ -192,14 +194,25 @@ def _inpaint(
     m = prepare_mask(m, source.size, opts.dilate)
     y0, y1, x0, x1 = crop_box(m, opts.crop_trigger, opts.crop_margin)
     rgb, hole = source.rgb[y0:y1, x0:x1], m[y0:y1, x0:x1]
-    x = image_tensor(get_task("inpaint").network_input(rgb, hole))
-    tiles = _tiles(model, y1 - y0, x1 - x0, opts)
-    pred, precision = _infer(model, x, seed, opts, progress)
+    scale = working_scale(hole, opts.hole_width) if opts.hole_width else 1.0
+    run: dict[str, Any] = {}
+
+    def fill(rgb_s: np.ndarray, hole_s: np.ndarray) -> np.ndarray:
+        run["tiles"] = _tiles(model, *hole_s.shape, opts)
+        pred, run["precision"] = _infer(
+            model, image_tensor(get_task("inpaint").network_input(rgb_s, hole_s)), seed, opts, progress
+        )
+        return pred
+
+    pred = fill_at_scale(fill, rgb, hole, scale)
+    tiles, precision = run["tiles"], run["precision"]
     out_rgb = source.rgb.copy()
     out_rgb[y0:y1, x0:x1][hole] = pred[hole]
     extra = {"mask": f"{100 * m.mean():.1f}%"}
     if (y1 - y0, x1 - x0) != m.shape:
         extra["crop"] = f"{x1 - x0}×{y1 - y0}"
+    if scale < 1:
+        extra["hole filled at"] = f"{100 * scale:.0f}% scale"
     return with_rgb(source, out_rgb), tiles, precision, extra
 
 

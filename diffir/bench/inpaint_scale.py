@@ -1,0 +1,43 @@
+"""``python -m diffir.bench --inpaint-scale``: hole PSNR against the working scale of inpainting.
+
+The shipped inpainting model on the validation photos with painted-stroke masks (the registry's
+``painted`` evaluation variant), at 512 and 1024 px long side, for several ``hole_width`` settings
+(the widest hole run at full scale; 0 = always full scale), beside OpenCV's Telea fill. The setting
+with the best mean is what ``diffir.inference.inpaint.MAX_HOLE_WIDTH`` should be.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WIDTHS = (0, 64, 48, 32, 24, 16)
+
+
+def run(sizes: tuple[int, ...] = (512, 1024), widths: tuple[int, ...] = WIDTHS) -> list[dict]:
+    from ..inference.imageio import Picture
+    from ..inference.inpaint import hole_width
+    from ..inference.pipeline import Options, get_model, restore
+    from ..tasks import get_task
+    from ..training.data import validation_images
+    from ..training.evaluate import inpaint_opencv
+    from ..training.metrics import psnr
+
+    task, model = get_task("inpaint"), get_model("inpaint")
+    rows = []
+    for size in sizes:
+        scores: dict[str, list[float]] = {"telea": [], **{str(w): [] for w in widths}}
+        holes = []
+        for i, gt in enumerate(v.astype(np.float32) / 255 for v in validation_images(None, size).values()):
+            _, extra = task.eval_pair(gt, i, "painted")
+            mask = extra["mask"]
+            holes.append(hole_width(mask))
+            scores["telea"].append(psnr(inpaint_opencv(gt, mask, "telea"), gt, mask=mask))
+            for w in widths:
+                r = restore("inpaint", Picture(gt), mask=mask, model=model, options=Options(seed=i, hole_width=w, tile=0))
+                scores[str(w)].append(psnr(r.picture.rgb, gt, mask=mask))
+        row = {"long_side": size, "mean_widest_hole_px": float(np.mean(holes)),
+               **{k: float(np.mean(v)) for k, v in scores.items()}}  # fmt: skip
+        rows.append(row)
+        cells = "  ".join(f"{k} {v:.2f}" for k, v in row.items() if k not in ("long_side", "mean_widest_hole_px"))
+        print(f"{size} px (widest hole {row['mean_widest_hole_px']:.0f} px): {cells}", flush=True)
+    return rows
