@@ -4,6 +4,7 @@ peak RSS is its own); each returns a JSON-able dict."""
 from __future__ import annotations
 
 import contextlib
+import re
 import resource
 import statistics
 import subprocess

@@ -33,7 +33,9 @@ def run(sizes: tuple[int, ...] = (512, 1024), widths: tuple[int, ...] = WIDTHS) 
             holes.append(hole_width(mask))
             scores["telea"].append(psnr(inpaint_opencv(gt, mask, "telea"), gt, mask=mask))
             for w in widths:
-                r = restore("inpaint", Picture(gt), mask=mask, model=model, options=Options(seed=i, hole_width=w, tile=0))
+                r = restore(
+                    "inpaint", Picture(gt), mask=mask, model=model, options=Options(seed=i, hole_width=w, tile=0)
+                )
                 scores[str(w)].append(psnr(r.picture.rgb, gt, mask=mask))
         row = {"long_side": size, "mean_widest_hole_px": float(np.mean(holes)),
                **{k: float(np.mean(v)) for k, v in scores.items()}}  # fmt: skip
