@@ -22,7 +22,7 @@ from ..inference.pipeline import Options, get_model, restore
 from ..settings import settings
 from ..tasks import TASKS
 from . import jobs, words
-from .inputs import check_image, file_of, mask_from_layers, name_of, original_or_background
+from .inputs import check_image, example_area, file_of, mask_from_layers, name_of, original_or_background
 from .outputs import save_outputs
 
 log = logging.getLogger("diffir.app")
@@ -147,10 +147,11 @@ deblur = _photo_handler(
 )
 
 
-@spaces.GPU(duration=lambda editor, original, steps, tile, *a, **k: _estimate("inpaint", editor, steps, tile))
+@spaces.GPU(duration=lambda editor, original, marked, steps, tile, *a, **k: _estimate("inpaint", editor, steps, tile))
 def inpaint(
     editor: dict | None,
     original: str | None,
+    marked: dict | None,
     steps: float,
     tile: float,
     overlap: float,
@@ -162,8 +163,13 @@ def inpaint(
 ):
     """Fill the painted region. ``editor``: {"background": image, "layers": [mask layers], "composite": …}
     (a layer's alpha, or white-on-black brightness, marks the hole). ``original``: the exact upload
-    (optional). Returns (before, after), the full-resolution PNG, a status line and the seed used."""
+    (optional). ``marked``: an example's area to fill, kept in the session (not an API input).
+    Returns (before, after), the full-resolution PNG, a status line and the seed used."""
     opts = options(steps, tile, overlap, seed, randomize, dilate)
-    picture, source = original_or_background(editor, original)
-    mask = mask_from_layers(editor, picture.size)
+    given = example_area(editor, marked)
+    if given is not None and original:  # the example, as clicked (maybe with more strokes)
+        picture, source = check_image(original), original
+    else:
+        picture, source = original_or_background(editor, original)
+    mask = mask_from_layers(editor, picture.size, given)
     return _run("inpaint", picture, name_of(source), mask, opts, progress, request)

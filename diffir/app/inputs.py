@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
 from ..errors import UserError
 from ..inference.imageio import Picture, mask_layer, read_image, to_integer
@@ -19,7 +20,8 @@ from . import words
 from .outputs import _preview, request_dir
 
 log = logging.getLogger("diffir.app")
-CLEARED = (None, None, "")  # before/after, download, status: a new input clears the last result
+# before/after, download, status, "use the result as the next input": a new input clears the last result
+CLEARED = (None, None, "", gr.update(visible=False))
 
 
 def file_of(value: Any) -> str | None:
@@ -52,23 +54,24 @@ def check_upload(scale: int):
     """The photo tabs' upload check: a file that is not a usable image is refused at once (the
     input is emptied and the message names the file); any upload clears the previous result."""
 
-    def check(image: Any) -> tuple[Any, Any, Any, str]:
+    def check(image: Any) -> tuple[Any, ...]:
         if not file_of(image):
             return (gr.update(), *CLEARED)
         try:
             pic = check_image(image, scale=scale)
         except gr.Error as e:
             gr.Warning(str(e.message), title="Cannot use this file")
-            return (None, None, None, f"**Not used:** {e.message}")
-        return (gr.update(), None, None, f"**{html.escape(name_of(image))}** · {words.picture(pic)}")
+            return (None, None, None, f"**Not used:** {e.message}", CLEARED[3])
+        return (gr.update(), *CLEARED[:2], f"**{html.escape(name_of(image))}** · {words.picture(pic)}", CLEARED[3])
 
     return check
 
 
-def mask_from_layers(editor: dict | None, size: tuple[int, int]) -> np.ndarray:
-    """Union of the painted layers' alpha (True = fill); layers must be at the image's pixel size."""
+def mask_from_layers(editor: dict | None, size: tuple[int, int], given: np.ndarray | None = None) -> np.ndarray:
+    """Union of the painted layers' alpha (True = fill) and ``given`` (an example's area); layers
+    must be at the image's pixel size."""
     layers = (editor or {}).get("layers") or []
-    mask = np.zeros((size[1], size[0]), bool)
+    mask = np.zeros((size[1], size[0]), bool) if given is None else given.copy()
     for layer in layers:
         if file_of(layer) is None:
             continue
@@ -87,6 +90,21 @@ def _same_picture(original: Picture, shown: Picture) -> bool:
         return False
     diff = np.abs(to_integer(original.rgb, 8).astype(np.int16) - to_integer(shown.rgb, 8).astype(np.int16))
     return float(diff.mean()) < 2.0 and float(np.percentile(diff, 99)) <= 8
+
+
+def example_area(editor: dict | None, marked: dict | None) -> np.ndarray | None:
+    """An example's area to fill while the editor still shows that example (its photo with the
+    area in red, ``marked_value``); None once something else was put there."""
+    background = file_of((editor or {}).get("background"))
+    if not marked or not background:
+        return None
+    try:
+        shown, kept = read_image(background), read_image(marked["shown"])
+        if not _same_picture(kept, shown):
+            return None
+        return mask_layer(marked["mask"], shown.size, max_pixels=settings().max_pixels)
+    except (UserError, KeyError, OSError):
+        return None
 
 
 def original_or_background(editor: dict | None, original: str | None) -> tuple[Picture, Any]:
@@ -111,21 +129,35 @@ def original_or_background(editor: dict | None, original: str | None) -> tuple[P
 def forget_original(why: str):
     """The editor was cleared: the kept upload no longer applies."""
 
-    def forget() -> tuple[None, str]:
+    def forget() -> tuple[None, None, str]:
         log.info("inpaint: original upload forgotten (%s)", why)
-        return None, ""
+        return None, None, ""
 
     return forget
 
 
-def painting_value(path: str, mask: str | None = None) -> tuple[dict[str, Any], str]:
+def painting_value(path: str) -> tuple[dict[str, Any], str]:
     """The editor's value for a file: an 8-bit upright copy to paint on (the exact file is kept
-    aside), with an optional mask layer; and the line that describes the file."""
+    aside); and the line that describes the file."""
     pic = check_image(path)
     shown = request_dir() / "background.png"
     _preview(pic.rgb, pic.alpha, pic.size).save(shown)
-    value = {"background": str(shown), "layers": [mask] if mask else [], "composite": str(shown)}
+    value = {"background": str(shown), "layers": [], "composite": str(shown)}
     return value, words.uploaded(name_of(path), pic)
+
+
+def marked_value(photo: str, mask: str) -> tuple[dict[str, Any], str, dict[str, str]]:
+    """An example in the editor: its photo with the area to fill painted red into the picture (the
+    editor places mask layers sent to it off the picture), the file's line, and what ``example_area``
+    needs to find that area again (kept in the session, not in the editor)."""
+    pic = check_image(photo)
+    area = mask_layer(mask, pic.size, max_pixels=settings().max_pixels)
+    shown = np.array(_preview(pic.rgb, pic.alpha, pic.size).convert("RGB"))
+    shown[area] = (255, 46, 99)  # the brush's colour
+    path = request_dir() / "example.png"
+    Image.fromarray(shown).save(path)
+    value = {"background": str(path), "layers": [], "composite": str(path)}
+    return value, words.uploaded(name_of(photo), pic), {"shown": str(path), "mask": str(mask)}
 
 
 def load_for_painting(upload: Any):
@@ -133,9 +165,9 @@ def load_for_painting(upload: Any):
     clear the previous result. A file that is not an image is refused here, by name."""
     path = file_of(upload)
     if not path:
-        return gr.update(), None, "", *CLEARED
+        return gr.update(), None, None, "", *CLEARED
     value, info = painting_value(path)
-    return value, path, info, *CLEARED
+    return value, path, None, info, *CLEARED
 
 
 def chain_to(target: str):
@@ -149,7 +181,7 @@ def chain_to(target: str):
         tabs = gr.Tabs(selected=target)
         if target == "inpaint":
             value, info = painting_value(path)
-            return (tabs, value, path, info, *CLEARED)
+            return (tabs, value, path, None, info, *CLEARED)
         return (tabs, path, *CLEARED)
 
     return chain

@@ -14,7 +14,7 @@ from ..settings import settings
 from ..tasks import TASKS
 from . import examples, views
 from .handlers import _LOAD_ERRORS, DEVICE, deblur, inpaint, super_resolve
-from .inputs import chain_to, check_upload, forget_original, load_for_painting
+from .inputs import CLEARED, chain_to, check_upload, forget_original, load_for_painting
 from .outputs import bound_temp_files
 from .tabs import CSS, DISMISS_TOASTS, TabUI, build_tab
 
@@ -34,7 +34,7 @@ def _wire_run(ui: TabUI) -> None:
     controls = [c["steps"], c["tile"], c["overlap"], c["seed"], c["randomize"]] + (
         [c["dilate"]] if "dilate" in c else []
     )
-    inputs = [ui.input] + ([ui.original] if ui.original is not None else []) + controls
+    inputs = [ui.input] + ([ui.original, ui.marked] if ui.task == "inpaint" else []) + controls
     outputs = [ui.slider, ui.download, ui.status, c["seed"]]
     cleared = [ui.slider, ui.download, ui.status, ui.cancel, ui.chain_row]
     work = ui.run.click(views.begin, None, cleared, js=DISMISS_TOASTS, queue=False, api_visibility="private").then(
@@ -56,31 +56,32 @@ def _wire_run(ui: TabUI) -> None:
     else:
         work.then(views.finish, ui.download, [ui.cancel, ui.chain_row], preprocess=False, queue=False,
                   api_visibility="private")  # fmt: skip
-    ui.cancel.click(views.cancel, None, ui.status, queue=False, api_visibility="private")
+    ui.cancel.click(views.cancel, None, ui.cancel, queue=False, api_visibility="private")
 
 
 def _wire_inputs(ui: TabUI) -> None:
     """Uploads are checked (and the last result cleared) as they arrive."""
-    cleared = [ui.slider, ui.download, ui.status]
+    cleared = [ui.slider, ui.download, ui.status, ui.chain_row]
     if ui.task == "inpaint":
         assert ui.upload is not None and ui.original is not None and ui.source_info is not None
-        ui.upload.upload(load_for_painting, ui.upload, [ui.input, ui.original, ui.source_info, *cleared],
+        ui.upload.upload(load_for_painting, ui.upload, [ui.input, ui.original, ui.marked, ui.source_info,
+                         *cleared],
                          preprocess=False, api_visibility="private")  # fmt: skip
         # (the editor fires "upload" for programmatic values too, so direct uploads are caught by
         # comparing contents in inputs.original_or_background instead)
-        ui.input.clear(forget_original("editor cleared"), outputs=[ui.original, ui.source_info],
+        ui.input.clear(forget_original("editor cleared"), outputs=[ui.original, ui.marked, ui.source_info],
                        api_visibility="private")  # fmt: skip
     else:
         ui.input.upload(check_upload(TASKS[ui.task].scale), ui.input, [ui.input, *cleared], preprocess=False,
                         api_visibility="private")  # fmt: skip
-        ui.input.clear(lambda: (None, None, ""), outputs=cleared, api_visibility="private")
+        ui.input.clear(lambda: CLEARED, outputs=cleared, api_visibility="private")
 
 
 def _wire_examples(ui: TabUI, results: examples.Results) -> None:
     if ui.dataset is None:
         return
     c = ui.controls
-    ins = [ui.input] + ([ui.original, ui.source_info] if ui.task == "inpaint" else [])
+    ins = [ui.input] + ([ui.original, ui.marked, ui.source_info] if ui.task == "inpaint" else [])
     outs = [*ins, ui.slider, ui.download, ui.status, c["seed"], c["randomize"], ui.chain_row]
     if ui.closeup is not None:
         outs.append(ui.closeup)
@@ -93,8 +94,9 @@ def _wire_chains(tabs: gr.Tabs, uis: dict[str, TabUI]) -> None:
     for ui in uis.values():
         for target, button in ui.chain.items():
             t = uis[target]
-            outs = [tabs, t.input] + ([t.original, t.source_info] if target == "inpaint" else [])
-            button.click(chain_to(target), ui.download, [*outs, t.slider, t.download, t.status], preprocess=False,
+            outs = [tabs, t.input] + ([t.original, t.marked, t.source_info] if target == "inpaint" else [])
+            button.click(chain_to(target), ui.download, [*outs, t.slider, t.download, t.status, t.chain_row],
+                         preprocess=False,
                          api_visibility="private")  # fmt: skip
 
 

@@ -46,6 +46,7 @@ class TabUI:
     chain_row: gr.Row
     chain: dict[str, gr.Button] = field(default_factory=dict)
     original: gr.State | None = None
+    marked: gr.State | None = None  # an example's area to fill (inputs.marked_value)
     source_info: gr.Markdown | None = None
     upload: gr.UploadButton | None = None
     closeup: gr.ImageSlider | None = None
@@ -96,6 +97,7 @@ def controls(task: str) -> dict[str, Any]:
             step=k.overlap_range.step,
             label="Tile overlap (px)",
             info="How much neighbouring pieces share, to hide seams",
+            elem_id=f"{task}-overlap",
         )
         if task == "inpaint":
             c["dilate"] = gr.Slider(
@@ -130,6 +132,7 @@ def _input(task: str, ui: dict[str, Any]) -> Any:
             elem_id="inpaint-editor",
         )
         ui["original"] = gr.State(None)
+        ui["marked"] = gr.State(None)
         ui["source_info"] = gr.Markdown("", elem_classes="diffir-status", elem_id="inpaint-source")
         return editor
     return gr.Image(

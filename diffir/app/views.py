@@ -17,7 +17,7 @@ from ..settings import settings
 from ..tasks import CONTROLS, TASKS
 from . import examples, jobs, words
 from .handlers import DEVICE
-from .inputs import file_of, painting_value
+from .inputs import file_of, marked_value
 from .outputs import request_dir, save_outputs
 
 CLOSEUP = 320  # output pixels per side of the close-up
@@ -26,7 +26,7 @@ CLOSEUP = 320  # output pixels per side of the close-up
 def begin(request: gr.Request) -> tuple[Any, ...]:
     """Before a run: arm its Cancel, clear the last result and status, show the Cancel button."""
     jobs.arm(request)
-    return None, None, "", gr.update(visible=True), gr.update(visible=False)
+    return None, None, "", gr.update(visible=True, value="Cancel", interactive=True), gr.update(visible=False)
 
 
 def finish(download: Any) -> tuple[Any, ...]:
@@ -34,10 +34,11 @@ def finish(download: Any) -> tuple[Any, ...]:
     return gr.update(visible=False), gr.update(visible=bool(file_of(download)))
 
 
-def cancel(request: gr.Request) -> str:
-    """The Cancel button: the run stops at its next progress report."""
+def cancel(request: gr.Request) -> Any:
+    """The Cancel button: the run stops at its next progress report. The button itself says so
+    (the status line is the run's: a reply racing the run's own "Cancelled." must not overwrite it)."""
     jobs.cancel(request)
-    return "**Cancelling…** the run stops after the piece it is working on."
+    return gr.update(value="Cancelling…", interactive=False)
 
 
 def leave(request: gr.Request) -> None:
@@ -53,8 +54,8 @@ def example_click(task: str, shown: list[examples.Example], results: examples.Re
         e = shown[int(index)]
         extra: tuple[Any, ...] = ()
         if task == "inpaint":
-            value, info = painting_value(str(e.photo), str(e.mask))
-            inputs: tuple[Any, ...] = (value, str(e.photo), info)
+            value, info, marked = marked_value(str(e.photo), str(e.mask))
+            inputs: tuple[Any, ...] = (value, str(e.photo), marked, info)
         else:
             inputs = (str(e.photo),)
         done = results.get(e)
