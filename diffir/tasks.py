@@ -183,10 +183,10 @@ def _eval_deblur(gt: np.ndarray, rng: np.random.Generator, variant: str) -> tupl
 
 
 def _eval_inpaint(gt: np.ndarray, rng: np.random.Generator, variant: str) -> tuple[np.ndarray, dict[str, Any]]:
-    from .training import degradations as D
+    from .training import masks as M
 
-    preset = D.MASK_PRESETS["painted" if variant == "painted" else "medium"]
-    mask = D.random_mask(gt.shape[:2], preset.scaled(max(gt.shape[:2]) / 256), rng) > 0
+    preset = M.MASK_PRESETS["painted" if variant == "painted" else "medium"]
+    mask = M.random_mask(gt.shape[:2], preset.scaled(max(gt.shape[:2]) / 256), rng) > 0
     return TASKS["inpaint"].network_input(gt, mask), {"mask": mask}
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from diffir.training import degradations as D
+from diffir.training import masks as M
 
 
 def rng(seed: int = 0) -> np.random.Generator:
@@ -72,11 +73,11 @@ def test_noise_and_jpeg():
     assert j.shape == (32, 32, 3) and j.dtype == np.float32
 
 
-@pytest.mark.parametrize("preset", list(D.MASK_PRESETS))
+@pytest.mark.parametrize("preset", list(M.MASK_PRESETS))
 def test_masks_respect_area_bounds(preset):
-    p = D.MASK_PRESETS[preset]
+    p = M.MASK_PRESETS[preset]
     for seed in range(25):
-        m = D.random_mask((256, 256), p, rng(seed))
+        m = M.random_mask((256, 256), p, rng(seed))
         assert m.dtype == np.uint8 and set(np.unique(m)) <= {0, 1}
         assert 0 < m.mean() <= p.max_area
 
@@ -86,12 +87,12 @@ def test_mask_presets_differ_in_scale():
 
     def survives_erosion(preset: str) -> float:  # share of the hole deeper than 8 px from its edge
         k = np.ones((17, 17), np.uint8)
-        ms = [D.random_mask((256, 256), D.MASK_PRESETS[preset], rng(s)) for s in range(20)]
+        ms = [M.random_mask((256, 256), M.MASK_PRESETS[preset], rng(s)) for s in range(20)]
         return float(np.mean([cv2.erode(m, k).sum() / m.sum() for m in ms]))
 
     assert survives_erosion("thin") < 0.05 < survives_erosion("thick")
-    big = D.MASK_PRESETS["medium"].scaled(2)
+    big = M.MASK_PRESETS["medium"].scaled(2)
     assert big.strokes.max_width == 100 and big.boxes is not None and big.boxes.max_size == 100
-    boxes = D.box_mask((100, 100), D.BoxParams(2, 2, 10, 20, 5), rng(0))
+    boxes = M.box_mask((100, 100), M.BoxParams(2, 2, 10, 20, 5), rng(0))
     ys, xs = np.nonzero(boxes)
     assert ys.min() >= 5 and xs.min() >= 5 and ys.max() < 95 and xs.max() < 95

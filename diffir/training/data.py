@@ -167,6 +167,7 @@ def make_examples(cache: Path | None = None, out: Path = EXAMPLES) -> list[Path]
     """Small example inputs for the app from the validation photos, degraded with our own
     degradations (seeded, so the files are reproducible). Writes a README with sources and licences."""
     from . import degradations as D
+    from . import masks as M
 
     cache = cache or settings().cache
     entries = {e.name: e for e in read_pool()}
@@ -217,10 +218,10 @@ def make_examples(cache: Path | None = None, out: Path = EXAMPLES) -> list[Path]
             arrays = {stem: D.motion_blur(gt, k, 0.01, rng)}
             desc = "random camera-trajectory motion blur, σ 0.01 noise"
         else:
-            preset = D.MASK_PRESETS["thick" if kind == "boxes" else "medium"].scaled(2)
+            preset = M.MASK_PRESETS["thick" if kind == "boxes" else "medium"].scaled(2)
             if kind == "boxes":
                 preset = D.replace(preset, box_proba=1e9)
-            mask = D.random_mask((h, w), preset, rng)
+            mask = M.random_mask((h, w), preset, rng)
             layer = np.zeros((h, w, 4), np.uint8)
             layer[mask > 0] = (*BRUSH, 255)
             arrays = {stem: gt}

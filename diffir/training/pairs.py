@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import degradations as D
+from . import masks as M
 from .data import PatchSampler, load_images
 
 
@@ -48,7 +49,7 @@ def degrade(gt: np.ndarray, rng: np.random.Generator, d: Degradation) -> np.ndar
     if d.task == "deblur":
         return _u8(D.random_motion_blur(g, rng, D.MotionParams(length=tuple(d.motion_length)))[0])
     preset = "painted" if rng.random() < d.painted_prob else d.mask_preset
-    mask = D.random_mask(gt.shape[:2], D.MASK_PRESETS[preset].scaled(d.mask_scale), rng).astype(bool)
+    mask = M.random_mask(gt.shape[:2], M.MASK_PRESETS[preset].scaled(d.mask_scale), rng).astype(bool)
     lq = np.where(mask[..., None], 0, gt).astype(np.uint8)
     return np.concatenate([lq, mask[..., None].astype(np.uint8) * 255], axis=2)
 
