@@ -1,7 +1,7 @@
 """``python -m diffir.bench --inpaint-scale``: hole PSNR against the working scale of inpainting.
 
 The shipped inpainting model on the validation photos with painted-stroke masks (the registry's
-``painted`` evaluation variant), at 512 and 1024 px long side, for several ``hole_width`` settings
+``painted`` evaluation variant), at 512 px long side (the evaluation size), for several ``hole_width`` settings
 (the widest hole run at full scale; 0 = always full scale), beside OpenCV's Telea fill. The setting
 with the best mean is what ``diffir.inference.inpaint.MAX_HOLE_WIDTH`` should be.
 """
@@ -13,7 +13,7 @@ import numpy as np
 WIDTHS = (0, 64, 48, 32, 24, 16)
 
 
-def run(sizes: tuple[int, ...] = (512, 1024), widths: tuple[int, ...] = WIDTHS) -> list[dict]:
+def run(sizes: tuple[int, ...] = (512,), widths: tuple[int, ...] = WIDTHS) -> list[dict]:
     from ..inference.imageio import Picture
     from ..inference.inpaint import hole_width
     from ..inference.pipeline import Options, get_model, restore
