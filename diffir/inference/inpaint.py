@@ -16,8 +16,11 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-MAX_HOLE_WIDTH = 32
-"""The widest hole (px, twice the largest distance to the hole's edge) run at full scale."""
+MAX_HOLE_WIDTH = 16
+"""The widest hole (px, twice the largest distance to the hole's edge) run at full scale. Measured
+(``bench --inpaint-scale``, shipped model, 8 validation photos at 512 px, painted strokes whose
+widest part averages 68 px): hole PSNR 16.89 dB at full scale, 16.96 / 17.38 / 17.87 / 18.06 /
+18.29 dB with 64 / 48 / 32 / 24 / 16 px; OpenCV's Telea 19.16 dB."""
 EDGE_BLEND = 3  # px inside the hole where the full-resolution continuation fades into the fill
 
 
