@@ -37,7 +37,10 @@ def _wire_run(ui: TabUI) -> None:
     inputs = [ui.input] + ([ui.original, ui.marked] if ui.task == "inpaint" else []) + controls
     outputs = [ui.slider, ui.download, ui.status, c["seed"]]
     cleared = [ui.slider, ui.download, ui.status, ui.cancel, ui.chain_row]
-    work = ui.run.click(views.begin, None, cleared, js=DISMISS_TOASTS, queue=False, api_visibility="private").then(
+    # the instant steps before and after show no progress of their own: one display per run
+    work = ui.run.click(
+        views.begin, None, cleared, js=DISMISS_TOASTS, queue=False, show_progress="hidden", api_visibility="private"
+    ).then(
         HANDLERS[ui.task],
         inputs=inputs,
         outputs=outputs,
@@ -50,12 +53,12 @@ def _wire_run(ui: TabUI) -> None:
     )
     if ui.closeup is not None:
         work.then(views.finish_sr, [ui.download, ui.input], [ui.cancel, ui.chain_row, ui.closeup],
-                  preprocess=False, queue=False, api_visibility="private")  # fmt: skip
+                  preprocess=False, queue=False, show_progress="hidden", api_visibility="private")  # fmt: skip
         ui.input.select(views.closeup_at, [ui.download, ui.input], ui.closeup, preprocess=False,
                          api_visibility="private")  # fmt: skip
     else:
         work.then(views.finish, ui.download, [ui.cancel, ui.chain_row], preprocess=False, queue=False,
-                  api_visibility="private")  # fmt: skip
+                  show_progress="hidden", api_visibility="private")  # fmt: skip
     ui.cancel.click(views.cancel, None, ui.cancel, queue=False, api_visibility="private")
 
 
