@@ -191,7 +191,8 @@ def update_card(task: str, root: Path, out: Path, record: dict[str, Any]) -> Non
         rows.append(f"| {c['date']} | {fmt} | {old} | {'yes' if c['replaced'] else 'no'} | "
                     f"{c['compute']['core_hours']:.1f} core-h, {c['compute']['gpu_minutes']:.0f} GPU min |")  # fmt: skip
     block = "\n".join(["<!-- campaigns:start -->", "## Campaigns", "",
-                       f"Compute in total: **{info['total']['core_hours']:.1f} core-hours** of CPU and "
+                       f"Compute in total: **{info['total']['core_hours']:.1f} core-hours** of CPU (threads × wall-clock "
+                       "seconds of training steps; on a shared machine the process gets less) and "
                        f"{info['total']['gpu_minutes']:.0f} GPU minutes. Validation: the task's metric on the 8 "
                        "validation photos at 512 px (dB; SR: bicubic and real-world inputs).", "", *rows,
                        "<!-- campaigns:end -->"])  # fmt: skip
