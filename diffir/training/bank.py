@@ -42,11 +42,12 @@ def fill(bank: Path, maker: PairMaker, shard_size: int, keep: int, stop_after: i
     written = 0
     while not stop_after or written < stop_after:
         lq, gt = maker.many(shard_size)
+        old = shard_paths(bank)
+        for path in old[: max(0, len(old) - (keep - 1))]:  # room for the new one: never more than ``keep``
+            path.unlink(missing_ok=True)
         write_shard(bank, index, lq, gt)
         index += 1
         written += 1
-        for old in shard_paths(bank)[:-keep]:
-            old.unlink(missing_ok=True)
     return written
 
 

@@ -294,6 +294,7 @@ class Trainer:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.terminate()
+            self.writer.join(timeout=10)
         if self.distributed:
             dist.barrier()
             dist.destroy_process_group()
