@@ -666,14 +666,7 @@ def test_browser_as_a_person_meets_it(shipped_server, browser, tmp_path, vp):
     made = None
     if vp == "desktop":  # one full-size run is enough to show it (the CPU is shared)
         made = _made_now(log.parent / "app", extra, "inpaint", "flowers", tmp_path / "flowers_now.png")
-    page = browser.new_page(viewport=VIEWPORTS[vp])
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
-    page.add_init_script(RECORD_PROGRESS)
-    page.goto(url)
-    page.wait_for_selector("#inpaint-editor", timeout=60_000)
-    page.wait_for_timeout(1000)
+    page, errors = _open(browser, url, vp)
     _shot(page, f"{vp}_0_start")
     try:
         _tabs_at_a_glance(page, vp)
