@@ -2,8 +2,9 @@
 (``ru_maxrss``) is its own.
 
     python -m diffir.bench            # core: S2 forward of the full official networks (random
-                                      # weights), one warm-up + --repeat runs, median; the official
-                                      # code's numbers on this machine class are printed beside
+                                      # weights), ours against the official-style reference
+                                      # (reference.py) in one process, alternating, outputs
+                                      # compared; the fact sheet's official-code times beside
     python -m diffir.bench --sweep    # diffir.restore() with the shipped weights: seconds and peak
                                       # memory vs image size (0.25-12 Mpx) and tile size, per task;
                                       # JSON + PNG plot
@@ -184,15 +185,15 @@ def report_big(args: argparse.Namespace) -> int:
 def report_core(args: argparse.Namespace) -> int:
     common, meta = args.common, args.meta
     results = []
-    print(f"{'case':<13}{'median s':>10}{'official s':>12}{'speed-up':>10}{'peak MiB':>10}{'official':>10}")
+    print(f"{'case':<13}{'ours s':>9}{'reference s':>13}{'speed-up':>10}{'max |diff|':>12}{'peak MiB':>10}"
+          f"{'official code s (fact sheet)':>30}")  # fmt: skip
     for name in args.cases:
         r = _child([*common, "--_child", "core", name])
         ref_s, ref_mib = OFFICIAL[name]
         r.update(official_median_s=ref_s, official_peak_rss_mib=ref_mib)
         results.append(r)
-        print(
-            f"{name:<13}{r['median_s']:>10.2f}{ref_s:>12.2f}{ref_s / r['median_s']:>9.2f}x{r['peak_rss_mib']:>10.0f}{ref_mib:>10.0f}"
-        )
+        print(f"{name:<13}{r['median_s']:>9.2f}{r['reference_median_s']:>13.2f}{r['speedup']:>9.2f}x"
+              f"{r['max_abs_diff']:>12.1e}{r['peak_rss_mib']:>10.0f}{ref_s:>30.2f}", flush=True)  # fmt: skip
     (args.out / "core.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     print(f"wrote {args.out / 'core.json'}")
     return 0

@@ -21,7 +21,7 @@ CASES = {
     "sr_x4_128": ("sr_x4", (1, 3, 128, 128)),
     "inpaint_256": ("inpaint", (1, 4, 256, 256)),
 }
-OFFICIAL = {  # seconds, peak MiB (official code, same machine class, torch 2.13, 2 threads)
+OFFICIAL = {  # seconds, peak MiB of the official code itself (fact sheet §9: same machine class, torch 2.13, 2 threads)
     "deblur_256": (6.79, 1177),
     "sr_x4_64": (1.06, 487),
     "sr_x4_128": (7.29, 820),
@@ -34,7 +34,11 @@ def _rss_mib() -> float:
 
 
 def run_case(name: str, repeat: int, threads: int) -> dict:
+    """Ours against the official-style reference (``reference.py``) with the same random weights, in
+    one process: outputs compared first (same seed), then timed runs alternate ours / reference so
+    that a busy machine slows both alike."""
     from ..nets.model import VARIANTS, build_model
+    from .reference import reference_from
 
     torch.set_num_threads(threads)
     variant, shape = CASES[name]
@@ -42,20 +46,31 @@ def run_case(name: str, repeat: int, threads: int) -> dict:
     model = build_model(VARIANTS[variant]).eval()
     x = torch.rand(shape)
     build_rss = _rss_mib()
-    times = []
     with torch.inference_mode():
-        model(x)
+        torch.manual_seed(1)
+        ours = model(x)
+        ours = ours[0] if isinstance(ours, tuple) else ours
+        ours_rss = _rss_mib()
+        reference = reference_from(model)
+        torch.manual_seed(1)
+        max_diff = float((reference(x) - ours).abs().max())
+        times: dict[str, list[float]] = {"ours": [], "reference": []}
         for _ in range(repeat):
-            t = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t)
+            for key, net in (("ours", model), ("reference", reference)):
+                t = time.perf_counter()
+                net(x)
+                times[key].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in times.items()}
     return {
         "case": name,
         "input": list(shape),
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "max_s": max(times),
-        "peak_rss_mib": _rss_mib(),
+        "median_s": med["ours"],
+        "min_s": min(times["ours"]),
+        "max_s": max(times["ours"]),
+        "reference_median_s": med["reference"],
+        "speedup": med["reference"] / med["ours"],
+        "max_abs_diff": max_diff,
+        "peak_rss_mib": ours_rss,
         "model_rss_mib": build_rss,
         "threads": threads,
     }
