@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
 from diffir.bench import big_case, sweep_case
+from diffir.bench.e2e import _old_tile_grid, stroke_mask
+from diffir.bench.reference import reference_from
+from diffir.inference.tiling import tile_grid
+from diffir.nets.model import VARIANTS, build_model
 
 
 def test_sweep_case_reports_size_tiles_and_memory():
@@ -15,5 +25,33 @@ def test_sweep_case_reports_size_tiles_and_memory():
 def test_big_case_can_stop_after_a_few_tiles():
     r = big_case(threads=1, config="shipped", max_tiles=2)
     assert r["size"] == [4000, 3000] and r["tiles_run"] == 2
-    assert r["tiles"] == 18 * 14  # 256 px tiles with 32 px overlap: a 224 px stride
+    assert r["tiles"] == 16 * 12  # 256 px per tile, windows of up to 288 px (32 px overlap)
     assert r["seconds_full_estimate"] > r["seconds"]
+
+
+@pytest.mark.parametrize("variant", ["deblur", "sr_x4", "sr_x2", "inpaint"])
+def test_reference_network_gives_our_output(variant):
+    """The speed benchmark's baseline (official op sequence, official names) is the same function."""
+    cfg = dataclasses.replace(VARIANTS[variant], dim=16, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1,
+                              n_encoder_res=1)  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    for p in model.parameters():
+        p.data.normal_(0, 0.02)  # wider weights make a random net ill-conditioned (1e-4 apart)
+    x = torch.rand(1, 4 if variant == "inpaint" else 3, 32, 32)
+    with torch.inference_mode():
+        torch.manual_seed(3)
+        ours = model(x)
+        torch.manual_seed(3)
+        ref = reference_from(model)(x)
+    ours = ours[0] if isinstance(ours, tuple) else ours
+    torch.testing.assert_close(ref, ours, rtol=1e-4, atol=1e-6)
+    assert ours.std() > 1e-3  # not a degenerate all-zero comparison
+
+
+def test_e2e_stroke_mask_and_the_old_grid():
+    mask = stroke_mask(1024)
+    assert 0.10 <= mask.mean() < 0.13
+    assert mask[:, :40].sum() == 0  # strokes, not a frame
+    assert len(_old_tile_grid(1024, 1024, 512, 32, 8)) == 9 and len(tile_grid(1024, 1024, 512, 32, 8)) == 4
+    assert np.isclose(sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in tile_grid(1024, 1024, 512, 32, 8)), 4 * 528**2)

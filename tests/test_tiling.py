@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -38,10 +40,23 @@ def test_tile_grid_covers_and_respects_multiple():
         cover = np.zeros((h, w), int)
         for t in tiles:
             assert t.y0 % m == 0 and t.x0 % m == 0 and (t.y1 - t.y0) % m == 0 and (t.x1 - t.x0) % m == 0
-            assert t.y1 - t.y0 <= max(tile, m) and t.x1 - t.x0 <= max(tile, m)
+            assert t.y1 - t.y0 <= max(tile, m) + overlap and t.x1 - t.x0 <= max(tile, m) + overlap
             cover[t.y0 : t.y1, t.x0 : t.x1] += 1
         assert cover.min() >= 1
+        ys = sorted({(t.y0, t.y1) for t in tiles})
+        for (_, a1), (b0, _) in itertools.pairwise(ys):
+            assert a1 - b0 >= min(overlap, tile // 2) - m  # neighbours share about ``overlap`` px
     assert len(tile_grid(100, 100, 0, 16, 8)) == 1
+
+
+def test_tile_grid_spends_no_window_on_a_sliver():
+    """1024 px at tile 512 is 2 × 2 windows of 528 px (was 3 × 3 of 512: 2.25× the pixels)."""
+    tiles = tile_grid(1024, 1024, 512, 32, 8)
+    assert len(tiles) == 4 and {t.y1 - t.y0 for t in tiles} == {528}
+    assert len(tile_grid(536, 544, 512, 32, 8)) == 1  # one tile plus the overlap: one window
+    assert len(tile_grid(4000, 3000, 512, 32, 8)) == 8 * 6
+    area = sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in tile_grid(3000, 2000, 256, 32, 8))
+    assert area < 1.3 * 3000 * 2000
 
 
 def test_feather_weights():

@@ -13,6 +13,9 @@
     python -m diffir.bench --big      # a 4000x3000 deblur with 256 px tiles (full official config)
     python -m diffir.bench --inpaint-scale  # inpainting hole PSNR against the working scale (vs Telea)
     python -m diffir.bench --train    # training throughput per preset: old recipe against new (patches/h)
+    python -m diffir.bench --e2e      # shipped models through diffir.restore, PNG to PNG: 1024² deblur,
+                                      # 256→1024 SR, 1024² inpainting (10 % strokes); this code
+                                      # against the previous round's, alternating processes
     python -m diffir.bench --app      # `python app.py` to its first HTTP answer, then the first
                                       # request of each tab at 512x512 through gradio_client
 """
@@ -84,12 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--sweep", action="store_true", help="seconds and memory vs image and tile size")
     mode.add_argument("--tiling", action="store_true", help="tiled vs whole-image output")
     mode.add_argument("--big", action="store_true", help="4000x3000 deblur with 256 px tiles")
+    mode.add_argument("--e2e", action="store_true", help="shipped models end to end, this code against the last")
     mode.add_argument("--app", action="store_true", help="app startup and first-request latency per tab")
     mode.add_argument("--train", action="store_true", help="training throughput, old recipe against new")
     mode.add_argument("--inpaint-scale", action="store_true", help="inpainting hole PSNR against the working scale")
     p.add_argument("--train-seconds", type=float, default=60, help="train: seconds per recipe and round")
     p.add_argument("--train-rounds", type=int, default=2)
     p.add_argument("--tasks", nargs="*", default=["sr", "deblur", "inpaint"], help="train: presets to measure")
+    p.add_argument("--e2e-rounds", type=int, default=2, help="e2e: alternating rounds of old and new")
     p.add_argument("--big-tiles", type=int, default=12, help="big: tiles to run with the official config")
     p.add_argument("--max-mpx", type=float, default=12.0, help="sweep: largest output size")
     p.add_argument("--_child", nargs="+", help=argparse.SUPPRESS)
@@ -104,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             r = tiling_case(args.threads)
         elif kind == "app":
             r = app_case(args.threads)
+        elif kind == "e2e":
+            from .e2e import e2e_case
+
+            r = e2e_case(rest[0], rest[1], args.threads)
         elif kind == "train":
             from .training import train_child
 
@@ -120,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
     }
     args.common = ["--threads", str(args.threads), "--repeat", str(args.repeat)]
-    for mode in ("sweep", "tiling", "app", "big", "train", "inpaint_scale"):
+    for mode in ("sweep", "tiling", "app", "big", "train", "inpaint_scale", "e2e"):
         if getattr(args, mode):
             return REPORTS[mode](args)
     return report_core(args)
@@ -217,7 +226,31 @@ def report_inpaint_scale(args: argparse.Namespace) -> int:
     return 0
 
 
-REPORTS = {"sweep": report_sweep, "tiling": report_tiling, "app": report_app, "big": report_big,
+def report_e2e(args: argparse.Namespace) -> int:
+    import statistics
+
+    from .e2e import E2E
+
+    rows = []
+    print(f"{'case':<16}{'new s':>8}{'old s':>8}{'speed-up':>10}{'new MiB':>9}{'old MiB':>9}{'tiles':>7}")
+    for name in E2E:
+        runs: dict[str, list[dict]] = {"new": [], "old": []}
+        for _ in range(args.e2e_rounds):
+            for code in ("new", "old"):
+                runs[code].append(_child([*args.common, "--_child", "e2e", name, code]))
+        med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
+        peak = {k: max(r["peak_rss_mib"] for r in v) for k, v in runs.items()}
+        row = {"case": name, "new_s": med["new"], "old_s": med["old"], "speedup": med["old"] / med["new"],
+               "new_peak_mib": peak["new"], "old_peak_mib": peak["old"], "runs": runs}  # fmt: skip
+        rows.append(row)
+        print(f"{name:<16}{med['new']:>8.1f}{med['old']:>8.1f}{row['speedup']:>9.2f}x{peak['new']:>9.0f}"
+              f"{peak['old']:>9.0f}{runs['new'][0]['tiles']:>4}/{runs['old'][0]['tiles']}", flush=True)  # fmt: skip
+    (args.out / "e2e.json").write_text(json.dumps({"meta": args.meta, "results": rows}, indent=2) + "\n")
+    print(f"wrote {args.out / 'e2e.json'}")
+    return 0
+
+
+REPORTS = {"e2e": report_e2e, "sweep": report_sweep, "tiling": report_tiling, "app": report_app, "big": report_big,
            "train": report_train, "inpaint_scale": report_inpaint_scale}  # fmt: skip
 
 if __name__ == "__main__":

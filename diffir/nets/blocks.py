@@ -34,6 +34,16 @@ class LayerNorm2d(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
         self.bias = nn.Parameter(torch.zeros(dim)) if norm_type == "WithBias" else None
 
+    def normalized(self, x: torch.Tensor) -> torch.Tensor:
+        """The normalisation without the affine part (``fold`` moves that into the next 1×1 conv)."""
+        x_nhwc = x.permute(0, 2, 3, 1)
+        if self.bias is not None:
+            y = F.layer_norm(x_nhwc, self.weight.shape, None, None, 1e-5)
+        else:
+            _, _, rstd = torch.native_layer_norm(x_nhwc, self.weight.shape, None, None, 1e-5)
+            y = x_nhwc * rstd
+        return y.permute(0, 3, 1, 2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_nhwc = x.permute(0, 2, 3, 1)
         if self.bias is not None:
@@ -50,6 +60,21 @@ def modulate(x: torch.Tensor, ipr_proj: nn.Linear, ipr: torch.Tensor) -> torch.T
     return torch.addcmul(shift, x, scale)
 
 
+def fold(
+    conv: nn.Conv2d, norm: LayerNorm2d, ipr_proj: nn.Linear, ipr: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of ``conv`` applied after LayerNorm's affine and the IPR modulation, for one image.
+
+    conv(k1 · (x̂ · w + b) + k2) = (W · diag(k1 · w)) x̂ + W (k1 · b + k2) + bias: at inference the
+    IPR is fixed per image, so both per-pixel passes disappear into a 1×1 conv that runs anyway.
+    """
+    scale, shift = ipr_proj(ipr)[0].chunk(2)
+    weight = conv.weight[:, :, 0, 0]
+    bias = shift if norm.bias is None else torch.addcmul(shift, scale, norm.bias)
+    out_bias = weight @ bias + (conv.bias if conv.bias is not None else 0)
+    return (weight * (scale * norm.weight)).view_as(conv.weight), out_bias
+
+
 class DMTA(nn.Module):
     """Dynamic multi-head transposed attention: channel-to-channel attention per head, IPR-modulated."""
 
@@ -63,8 +88,16 @@ class DMTA(nn.Module):
         self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: torch.Tensor, ipr: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        qkv = self.qkv_dwconv(self.qkv(modulate(x, self.ipr_proj, ipr)))
+        return self.attend(self.qkv_dwconv(self.qkv(modulate(x, self.ipr_proj, ipr))))
+
+    def fused(self, x_hat: torch.Tensor, norm: LayerNorm2d, ipr: torch.Tensor) -> torch.Tensor:
+        """Inference for one image: ``forward(norm(x_hat-before-affine), ipr)`` with the affine folded."""
+        weight, bias = fold(self.qkv, norm, self.ipr_proj, ipr)
+        return self.attend(self.qkv_dwconv(F.conv2d(x_hat, weight, bias)))
+
+    def attend(self, qkv: torch.Tensor) -> torch.Tensor:
+        b, c3, h, w = qkv.shape
+        c = c3 // 3
         # Channels-last view B × (HW) × 3C (no copy). L2-normalising q and k along HW is done on the
         # small C×C Gram matrix instead of on q and k themselves: same maths, two fewer passes.
         flat = qkv.permute(0, 2, 3, 1).reshape(b, h * w, 3 * c)
@@ -92,6 +125,19 @@ class DGFN(nn.Module):
         u1, u2 = self.dwconv(self.project_in(modulate(x, self.ipr_proj, ipr))).chunk(2, dim=1)
         return self.project_out(F.gelu(u1) * u2)
 
+    def fused(self, x_hat: torch.Tensor, norm: LayerNorm2d, ipr: torch.Tensor) -> torch.Tensor:
+        """Inference for one image, affine folded; each half made on its own so that GELU and the
+        gate run in place on dense tensors."""
+        weight, bias = fold(self.project_in, norm, self.ipr_proj, ipr)
+        dw_w, dw_b = self.dwconv.weight, self.dwconv.bias
+        hidden = dw_w.shape[0] // 2
+        u = [
+            F.conv2d(F.conv2d(x_hat, wi, bi), dwi, dbi, padding=1, groups=hidden)
+            for wi, bi, dwi, dbi in zip(weight.split(hidden), bias.split(hidden), dw_w.split(hidden),
+                                        dw_b.split(hidden) if dw_b is not None else (None, None))
+        ]  # fmt: skip
+        return self.project_out(F.gelu(u[0]).mul_(u[1]))
+
 
 class TransformerBlock(nn.Module):
     """Dynamic transformer block: x + DMTA(LN(x), ipr), then x + DGFN(LN(x), ipr)."""
@@ -104,6 +150,9 @@ class TransformerBlock(nn.Module):
         self.dgfn = DGFN(dim, ffn_expansion_factor, bias)
 
     def forward(self, x: torch.Tensor, ipr: torch.Tensor) -> torch.Tensor:
+        if ipr.shape[0] == 1 and not torch.is_grad_enabled():  # inference: affine folded into the convs
+            x = x + self.dmta.fused(self.norm1.normalized(x), self.norm1, ipr)
+            return x.add_(self.dgfn.fused(self.norm2.normalized(x), self.norm2, ipr))
         x = x + self.dmta(self.norm1(x), ipr)
         return x + self.dgfn(self.norm2(x), ipr)
 
