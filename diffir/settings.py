@@ -10,6 +10,7 @@ variable                    meaning                                             
 ``DIFFIR_MAX_FILE_SIZE``    the app's upload limit                                       ``50mb``
 ``DIFFIR_QUEUE_SIZE``       the app's queue length                                       32
 ``DIFFIR_TEMP_TTL``         seconds the app keeps uploads and results (swept on a timer)  3600
+``DIFFIR_THREADS``          threads the app's model may use (leave cores to other work)   all cores
 ==========================  ===========================================================  =============
 """
 
@@ -42,6 +43,7 @@ class Settings:
     max_file_size: str
     queue_size: int
     temp_ttl: int
+    threads: int  # 0: torch's default (every core)
 
 
 def settings() -> Settings:
@@ -55,4 +57,5 @@ def settings() -> Settings:
         max_file_size=env.get("DIFFIR_MAX_FILE_SIZE") or "50mb",
         queue_size=_int("DIFFIR_QUEUE_SIZE", 32),
         temp_ttl=max(1, _int("DIFFIR_TEMP_TTL", 3600)),
+        threads=max(0, _int("DIFFIR_THREADS", 0)),
     )

@@ -33,7 +33,10 @@ CANCELLED = "**Cancelled.** Nothing was changed; press *Restore* to start again.
 
 def preload_models(device: str = DEVICE) -> dict[str, str]:
     """Load (and on a GPU machine move) every task's model once; returns {task: problem} for those
-    that could not be loaded, so the app still starts and says what is missing."""
+    that could not be loaded, so the app still starts and says what is missing. ``DIFFIR_THREADS``
+    caps the threads the models use (a browser or a training run on the same machine keeps a core)."""
+    if settings().threads:
+        torch.set_num_threads(settings().threads)
     for task in TASKS:
         try:
             get_model(task, device=device)

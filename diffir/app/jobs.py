@@ -5,6 +5,7 @@ Cancel (or the tab being closed) sets the session's flag and the progress callba
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -55,13 +56,25 @@ def running(request: gr.Request | None) -> Iterator[threading.Event]:
                 del _ACTIVE[s]
 
 
-def progress_callback(progress: Any, stop: threading.Event) -> Callable[[float, str], None]:
-    """``diffir.restore``'s progress callback: checks the stop flag first, then reports."""
+PROGRESS_EVERY = 0.25
+"""Seconds between progress updates sent to the page: a run in 80 small tiles reports hundreds of
+stages, and a browser redrawing its progress bar for each has no time left to take a click."""
+
+
+def progress_callback(
+    progress: Any, stop: threading.Event, every: float = PROGRESS_EVERY
+) -> Callable[[float, str], None]:
+    """``diffir.restore``'s progress callback: checks the stop flag at every report, and passes a
+    report on to the page at most every ``every`` seconds (the first and the last always)."""
+    last = [-float("inf")]
 
     def report(fraction: float, message: str) -> None:
         if stop.is_set():
             raise Cancelled
-        progress(fraction, desc=message)
+        now = time.monotonic()
+        if now - last[0] >= every or fraction >= 1:
+            last[0] = now
+            progress(fraction, desc=message)
 
     return report
 
