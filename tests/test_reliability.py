@@ -89,10 +89,10 @@ def test_whole_floats_are_accepted_and_overlap_must_fit_the_tile():
 
 
 def test_the_work_of_one_request_is_bounded(models):
-    big = png(np.full((1100, 1100, 3), 120, np.uint8))
+    big = png(np.full((2100, 2100, 3), 120, np.uint8))
     t0 = time.perf_counter()
     with pytest.raises(
-        OptionsError, match=r"tile 64 would cut this 1100×1100 image into 1156 tiles \(the limit is 1024\)"
+        OptionsError, match=r"tile 64 would cut this 2100×2100 image into 1089 tiles \(the limit is 1024\)"
     ):
         restore("deblur", big, model=models["deblur"], options=Options(seed=0, tile=64, overlap=32))
     wide = png(np.full((64, 2100, 3), 120, np.uint8))
