@@ -45,8 +45,11 @@ def test_campaign_end_to_end(tmp_path, cache, monkeypatch, task):
         C, "validation_score", lambda m, *a, **k: {"mean": 99.0 if m is not None and _is(m, better) else 1.0}
     )
     before = (weights / task / "model.safetensors").read_bytes()
-    record2 = run_campaign(task, 0.12, runs=runs, weights=weights, overrides=_overrides(task, cache), long_side=64)
+    # the presets may have changed size since stage 1 began: the new stage 2 takes stage 1's network
+    other = {**_overrides(task, cache), "model": {**tiny_model_fields(task), "dim": 2 * tiny_model_fields(task)["dim"]}}
+    record2 = run_campaign(task, 0.12, runs=runs, weights=weights, overrides=other, long_side=64)
     assert (runs / task / "s2_1" / "best").is_dir()
+    assert load_network(runs / task / "s2_1" / "best").config.dim == shipped.config.dim
     assert torch.load(runs / task / "s1" / "last.pt", weights_only=True)["step"] > st["step"]
     assert not record2["replaced"] and (weights / task / "model.safetensors").read_bytes() == before
 

@@ -21,11 +21,11 @@ def test_two_sizes_train_for_equal_time_and_are_tabled(tmp_path, cache, monkeypa
     args = ["--task", "deblur", "--minutes", "0.03", "--root", str(root), "--parallel", "2", "--speed-seconds", "1"]
     assert main(args + [x for s in tiny for x in ("--set", s)]) == 0
     rows = json.loads((root / "deblur.json").read_text())
-    assert [r["size"] for r in rows] == ["preset", "small"]
-    assert rows[0]["params"] > rows[1]["params"] > 0
+    assert [r["size"] for r in rows] == ["preset", "medium"]
+    assert rows[1]["params"] > rows[0]["params"] > 0
     for r in rows:
         assert r["steps"] > 0 and r["curve"] and r["final"] == r["curve"][-1][1]
         assert r["quiet_s_per_step"] > 0 and len(r["quiet_curve"]) == len(r["curve"])
         assert json.loads((root / f"deblur-{r['size']}" / "config.json").read_text())["minutes"] == 0.03
     assert (root / "deblur.png").stat().st_size > 0
-    assert "deblur   small" in capsys.readouterr().out
+    assert "deblur   medium" in capsys.readouterr().out

@@ -137,7 +137,9 @@ def run_campaign(
 
     s1 = root / "s1"
     init1 = str(shipped) if shipped else ""
-    train(_config(task, "s1", s1, overrides, minutes=current["s1_target"], init=init1), s1)
+    cfg1 = _config(task, "s1", s1, overrides, minutes=current["s1_target"], init=init1)
+    train(cfg1, s1)
+    overrides = {**overrides, "model": cfg1.model}  # stage 2 is the stage-1 network's size, whatever the preset
 
     s2 = root / current["s2"]
     previous = sorted(p for p in root.glob("s2_*/best") if p.parent.name != current["s2"])

@@ -1,7 +1,7 @@
 """Model sizes compared at equal training time: which network learns most in the hours we have?
 
-    python -m diffir.training.sizes --task sr --minutes 15          # preset against "small"
-    python -m diffir.training.sizes --task all --minutes 15 --sizes preset small large
+    python -m diffir.training.sizes --task sr --minutes 15          # preset against "medium"
+    python -m diffir.training.sizes --task all --minutes 15 --sizes preset medium large
 
 Each size trains stage 1 from scratch (``runs/sizes/<task>-<size>``, resumable) for the same
 training time, two runs side by side with one thread each (as a campaign runs), validating every
@@ -25,17 +25,18 @@ from typing import Any
 from .config import PRESETS
 
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
-    # each entry replaces preset model fields; "preset" is the preset itself
+    # each entry replaces preset model fields; "preset" is the preset itself (config.PRESETS: the
+    # "small" sizes since 2026-11-28), "medium" the preset before, which the shipped models have
     "sr": {
-        "small": dict(dim=24, num_blocks=(1, 1, 2, 2), num_refinement_blocks=1),
+        "medium": dict(dim=32, num_blocks=(2, 2, 2, 2), num_refinement_blocks=1),
         "large": dict(dim=48, num_blocks=(2, 2, 2, 2), num_refinement_blocks=2),
     },
     "deblur": {
-        "small": dict(dim=24, num_blocks=(1, 1, 2, 2), num_refinement_blocks=0),
+        "medium": dict(dim=32, num_blocks=(1, 2, 2, 2), num_refinement_blocks=1),
         "large": dict(dim=48, num_blocks=(2, 2, 2, 4), num_refinement_blocks=2),
     },
     "inpaint": {
-        "small": dict(dim=24, num_blocks=(1, 1, 1, 2)),
+        "medium": dict(dim=32, num_blocks=(1, 1, 2, 4)),
         "large": dict(dim=48, num_blocks=(1, 1, 2, 6)),
     },
 }  # fmt: skip
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m diffir.training.sizes", description=__doc__.splitlines()[0])
     p.add_argument("--task", required=True, choices=[*PRESETS, "all"])
     p.add_argument("--minutes", type=float, default=15, help="training minutes per size")
-    p.add_argument("--sizes", nargs="+", default=["preset", "small"], choices=["preset", "small", "large"])
+    p.add_argument("--sizes", nargs="+", default=["preset", "medium"], choices=["preset", "medium", "large"])
     p.add_argument("--root", type=Path, default=Path("runs/sizes"))
     p.add_argument("--parallel", type=int, default=2, help="runs side by side (one thread each)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a field for every size")
