@@ -381,9 +381,15 @@ new MutationObserver(() => {
 
 
 WHERE_PROGRESS = (
-    "() => [...document.querySelectorAll('.progress-text')].filter(e => e.innerText.trim())"
-    ".map(e => e.closest('[id]')?.id)"
+    "() => [...document.querySelectorAll('.progress-text')].map(e => [e.closest('[id]')?.id, e.innerText.trim()])"
+    ".filter(p => p[1])"
 )
+
+
+def _timer_seconds(text: str) -> float:
+    """The elapsed time a progress timer shows ('0.2s', '1.3/4.0s')."""
+    m = re.match(r"\s*([0-9.]+)", text)
+    return float(m[1]) if m else 0.0
 
 
 def _progress_seen(page, clear: bool = False) -> list[str]:
@@ -535,12 +541,16 @@ def _run_with_one_progress(page, vp: str, base: str) -> None:
 
     where: list[Any] = []
 
-    def done() -> bool:  # how many components show a progress timer (the slider may draw several)
-        ids = page.evaluate(WHERE_PROGRESS)
+    def done() -> bool:
+        # how many components show a progress timer (the slider may draw several). Gradio marks every
+        # output pending for the first moments of a run, before the first progress report moves the
+        # display to the slider alone: a timer counts once it has run half a second
+        shown = page.evaluate(WHERE_PROGRESS)
+        ids = {i for i, text in shown if _timer_seconds(text) >= 0.5}
         if ids:
-            counts.add(len(set(ids)))
-            if len(set(ids)) > 1:
-                where.append((_progress_texts(page), ids))
+            counts.add(len(ids))
+            if len(ids) > 1:
+                where.append(shown)
         return page.locator("#inpaint-download a").count() > 0
 
     _until("the inpainting", done, 400, page)
