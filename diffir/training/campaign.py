@@ -35,7 +35,7 @@ from ..checkpoints import WEIGHTS_DIR, load_network, save_pretrained
 from ..files import write_atomic
 from ..nets.model import DiffIRS1, DiffIRS2
 from ..tasks import get_task
-from .config import PRESETS, TrainConfig
+from .config import PRESETS, TrainConfig, parse_sets
 from .data import validation_images
 from .evaluate import plot_curve, run_model, training_curve
 from .loop import train
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--s1-share", type=float, default=0.6)
     p.add_argument("--long-side", type=int, default=512, help="validation photo size (px)")
     args = p.parse_args(argv)
-    overrides = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.set or [])}
+    overrides = parse_sets(args.set)
     record = run_campaign(
         args.task,
         args.minutes,

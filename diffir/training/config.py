@@ -109,6 +109,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """``--set KEY=JSON`` options (train, campaign, sizes) as config fields."""
+    return {key: json.loads(value) for key, _, value in (item.partition("=") for item in items or [])}
+
+
 def load_or_create_config(args: argparse.Namespace) -> TrainConfig:
     run = Path(args.run)
     path = run / "config.json"
@@ -120,9 +125,7 @@ def load_or_create_config(args: argparse.Namespace) -> TrainConfig:
         d = {"task": args.task, "stage": args.stage, **copy.deepcopy(PRESETS[args.task])}
         if args.config:
             d.update(json.loads(Path(args.config).read_text()))
-    for item in args.set or []:
-        key, _, value = item.partition("=")
-        d[key] = json.loads(value)
+    d.update(parse_sets(args.set))
     for key in ("iters", "minutes", "teacher", "init", "device"):
         if getattr(args, key, None):
             d[key] = getattr(args, key)

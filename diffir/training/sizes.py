@@ -69,14 +69,14 @@ def quiet_speed(
     import torch
 
     from ..nets.model import build_model
-    from .config import TrainConfig
+    from .config import TrainConfig, parse_sets
     from .objective import Objective
 
     torch.set_num_threads(1)
     steppers = {}
     for size in sizes:
         d = size_config(task, size)
-        d.update({k: json.loads(v) for k, _, v in (o.partition("=") for o in overrides)})
+        d.update(parse_sets(overrides))
         cfg = TrainConfig(**d)
         model = build_model(cfg.model_config()).to(memory_format=torch.channels_last).train()
         objective = Objective(model, None, "s1", cfg.hole_weight, cfg.fft_weight)
