@@ -13,6 +13,9 @@ from PIL import Image
 
 from diffir import DiffIRConfig, build_model
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+"""The shipped example photos (real photographs for tests that need natural image statistics)."""
+
 TINY = {
     "deblur": DiffIRConfig(task="deblur", dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1,
                            ffn_expansion_factor=2.0, n_encoder_res=1),

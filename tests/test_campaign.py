@@ -46,9 +46,12 @@ def test_campaign_end_to_end(tmp_path, cache, monkeypatch, task):
     )
     before = (weights / task / "model.safetensors").read_bytes()
     # the presets may have changed size since stage 1 began: the new stage 2 takes stage 1's network
-    other = {**_overrides(task, cache), "model": {**tiny_model_fields(task), "dim": 2 * tiny_model_fields(task)["dim"]}}
+    # and a later campaign may change the patch size of the lineage it continues
+    other = {**_overrides(task, cache), "model": {**tiny_model_fields(task), "dim": 2 * tiny_model_fields(task)["dim"]},
+             "patch": 24}  # fmt: skip
     record2 = run_campaign(task, 0.12, runs=runs, weights=weights, overrides=other, long_side=64)
     assert (runs / task / "s2_1" / "best").is_dir()
+    assert json.loads((runs / task / "s1" / "config.json").read_text())["patch"] == 24
     assert load_network(runs / task / "s2_1" / "best").config.dim == shipped.config.dim
     assert torch.load(runs / task / "s1" / "last.pt", weights_only=True)["step"] > st["step"]
     assert not record2["replaced"] and (weights / task / "model.safetensors").read_bytes() == before

@@ -70,15 +70,17 @@ def _save_state(root: Path, state: dict[str, Any]) -> None:
 
 
 def _config(task: str, stage: str, run: Path, overrides: dict[str, Any], **fields: Any) -> TrainConfig:
-    """The run's saved config (resumed), or the preset with ``overrides`` (new); ``fields`` always win."""
+    """The run's saved config (continued) or the preset (new), with ``overrides`` and then ``fields``.
+
+    A continued run keeps its network (``model``): the other overrides apply, so a later campaign
+    can move a lineage to larger patches or another learning rate, as the official recipes do.
+    """
     path = run / "config.json"
-    d = (
-        json.loads(path.read_text())
-        if path.is_file()
-        else {"task": task, "stage": stage, **copy.deepcopy(PRESETS[task])}
-    )
-    if not path.is_file():
-        d.update(overrides)
+    if path.is_file():
+        d = json.loads(path.read_text())
+        d.update({k: v for k, v in overrides.items() if k != "model"})
+    else:
+        d = {"task": task, "stage": stage, **copy.deepcopy(PRESETS[task]), **overrides}
     d.update(fields)
     cfg = TrainConfig(**d)
     run.mkdir(parents=True, exist_ok=True)
@@ -214,7 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, required=True, help="wall-clock budget of the campaign")
     p.add_argument("--runs", type=Path, default=Path("runs"))
     p.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="where the shipped weights live")
-    p.add_argument("--set", action="append", metavar="KEY=JSON", help="override a TrainConfig field (new runs)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=JSON",
+        help="override a TrainConfig field (a continued run keeps its network)",
+    )
     p.add_argument("--s1-share", type=float, default=0.6)
     p.add_argument("--long-side", type=int, default=512, help="validation photo size (px)")
     args = p.parse_args(argv)

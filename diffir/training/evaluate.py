@@ -4,7 +4,8 @@
     python -m diffir.evaluate --task sr --curve runs/sr_s1 runs/sr_s2   # validation PSNR vs hours
 
 * SR ×4: Y-PSNR / SSIM (border 4) on bicubic-down-sampled inputs against bicubic and Lanczos
-  up-sampling; the same on moderate real-world (second-order) degradations.
+  up-sampling and Real-ESRGAN x4plus, with NIQE (``pip install -e ".[eval]"``: ``peers.py``);
+  the same on moderate real-world (second-order) degradations.
 * Deblur: PSNR / SSIM on random camera-trajectory blur (8-20 px, σ 0.01 noise) against the blurred
   input and Wiener deconvolution *given the true kernel* (noise-to-signal ratio tuned on the set).
 * Inpainting: hole-region PSNR (and whole-image PSNR / SSIM) on LaMa "medium" masks against OpenCV's
@@ -32,6 +33,7 @@ from ..checkpoints import WEIGHTS_DIR, load_network
 from ..inference.forward import forward_padded
 from ..nets.model import DiffIRS1, DiffIRS2
 from ..tasks import get_task, image_tensor, tensor_image
+from . import peers
 from .data import validation_images
 
 WIENER_NSR = (1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 5e-2, 1e-1)
@@ -124,7 +126,11 @@ def run_model(
 
 
 def score(task: str, out: np.ndarray, gt: np.ndarray, extra: dict) -> dict[str, float]:
-    return get_task(task).score(out, gt, extra, full=True)
+    """The task's full metrics; for SR also NIQE (naturalness, lower is better) when the peers are installed."""
+    result = get_task(task).score(out, gt, extra, full=True)
+    if task == "sr" and peers.available():  # NaN where the image is too small to measure
+        result["niqe"] = peers.niqe(out) if min(out.shape[:2]) > 2 * peers.NIQE_PATCH else float("nan")
+    return result
 
 
 def _crop(img: np.ndarray, box: tuple[int, int, int], scale: int = 1) -> np.ndarray:
@@ -163,6 +169,9 @@ def methods_for(task: str, s2: DiffIRS2 | None, s1: DiffIRS1 | None) -> dict[str
     if task == "sr":
         methods["bicubic"] = lambda lq, gt, ex, i: upsample(lq, gt.shape[:2], "bicubic")
         methods["lanczos"] = lambda lq, gt, ex, i: upsample(lq, gt.shape[:2], "lanczos")
+        if peers.available():
+            esrgan = peers.RealESRGAN(torch.get_num_threads())
+            methods["Real-ESRGAN x4plus"] = lambda lq, gt, ex, i: esrgan(lq)
     elif task == "deblur":
         methods["blurred input"] = lambda lq, gt, ex, i: lq
     else:
@@ -332,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     s1 = load_network(args.s1) if args.s1 else None
     out = args.out or Path("bench_results") / f"eval_{args.task}"
     variants = ["", "real"] if args.task == "sr" else [""]
+    if args.task == "sr" and not peers.available():
+        print('Real-ESRGAN and NIQE left out: pip install -e ".[eval]" adds them')
     for variant in variants:
         evaluate(args.task, images, s2, s1, out, variant)
         print(f"{args.task}{' (' + variant + ')' if variant else ''}: {len(images)} images")
