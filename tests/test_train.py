@@ -95,6 +95,16 @@ def test_time_budget_plans_the_schedule_and_resumes(tmp_path, cache):
     assert second.step_no > first.step_no and torch.load(run / "last.pt", weights_only=True)["seconds"] >= 6.0
 
 
+def test_the_log_ends_with_the_run(tmp_path, cache):
+    """A campaign's compute total is read from the log's last step record: it must be the run's end,
+    even when the run stops between two logging steps."""
+    run = tmp_path / "short"
+    train(_cfg(cache, "deblur", "s1", iters=3, log_every=100, val_every=100, ckpt_every=100), run)
+    state = torch.load(run / "last.pt", weights_only=True)
+    ends = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if '"threads"' in line]
+    assert [r["step"] for r in ends] == [3] and ends[0]["seconds"] == round(state["seconds"], 1) > 0
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path, cache):
     cfg = _cfg(cache, "deblur", "s1", iters=3, val_every=3, ckpt_every=3)

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,7 @@ from ..checkpoints import WEIGHTS_DIR, load_network, save_pretrained
 from ..files import write_atomic
 from ..nets.model import DiffIRS1, DiffIRS2
 from ..tasks import get_task
-from .config import PRESETS, TrainConfig, parse_sets
+from .config import PRESETS, parse_sets, run_config
 from .data import validation_images
 from .evaluate import plot_curve, run_model, training_curve
 from .loop import train
@@ -67,25 +65,6 @@ def _state(root: Path) -> dict[str, Any]:
 
 def _save_state(root: Path, state: dict[str, Any]) -> None:
     write_atomic(root / "campaign.json", (json.dumps(state, indent=1) + "\n").encode())
-
-
-def _config(task: str, stage: str, run: Path, overrides: dict[str, Any], **fields: Any) -> TrainConfig:
-    """The run's saved config (continued) or the preset (new), with ``overrides`` and then ``fields``.
-
-    A continued run keeps its network (``model``): the other overrides apply, so a later campaign
-    can move a lineage to larger patches or another learning rate, as the official recipes do.
-    """
-    path = run / "config.json"
-    if path.is_file():
-        d = json.loads(path.read_text())
-        d.update({k: v for k, v in overrides.items() if k != "model"})
-    else:
-        d = {"task": task, "stage": stage, **copy.deepcopy(PRESETS[task]), **overrides}
-    d.update(fields)
-    cfg = TrainConfig(**d)
-    run.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, (json.dumps(asdict(cfg), indent=2) + "\n").encode())
-    return cfg
 
 
 def _spent_minutes(run: Path) -> float:
@@ -139,7 +118,7 @@ def run_campaign(
 
     s1 = root / "s1"
     init1 = str(shipped) if shipped else ""
-    cfg1 = _config(task, "s1", s1, overrides, minutes=current["s1_target"], init=init1)
+    cfg1 = run_config(s1, {**overrides, "minutes": current["s1_target"], "init": init1}, task, "s1")
     train(cfg1, s1)
     overrides = {**overrides, "model": cfg1.model}  # stage 2 is the stage-1 network's size, whatever the preset
 
@@ -147,7 +126,8 @@ def run_campaign(
     previous = sorted(p for p in root.glob("s2_*/best") if p.parent.name != current["s2"])
     init2 = str(previous[-1]) if previous else init1
     s2_minutes = (1 - s1_share) * current["minutes"]
-    train(_config(task, "s2", s2, overrides, minutes=s2_minutes, teacher=str(s1 / "best"), init=init2), s2)
+    cfg2 = run_config(s2, {**overrides, "minutes": s2_minutes, "teacher": str(s1 / "best"), "init": init2}, task, "s2")
+    train(cfg2, s2)
 
     record = finish(task, root, s2 / "best", shipped, weights / task, long_side)
     record.update(minutes=current["minutes"], s2=current["s2"])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..files import write_atomic
 from ..nets.model import DiffIRConfig
 from ..settings import settings
 from .pairs import Degradation
@@ -114,23 +115,24 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
     return {key: json.loads(value) for key, _, value in (item.partition("=") for item in items or [])}
 
 
-def load_or_create_config(args: argparse.Namespace) -> TrainConfig:
-    run = Path(args.run)
+def run_config(run: Path, overrides: dict[str, Any], task: str = "", stage: str = "") -> TrainConfig:
+    """A run's config: its saved ``config.json`` (continued) or the task's preset (new), then ``overrides``.
+
+    A continued run keeps its network (``model``): the other fields may change between sessions
+    (patch size, learning rate, time budget), as the official recipes' progressive patches do.
+    The result is saved back as the run's ``config.json`` (by the first process of a multi-GPU run).
+    """
     path = run / "config.json"
     if path.is_file():
         d = json.loads(path.read_text())
+        if "model" in overrides and json.loads(json.dumps(overrides["model"])) != d["model"]:
+            print(f"{run} continues with its own network {d['model']}; a new size needs a new run folder", flush=True)
+        d.update({k: v for k, v in overrides.items() if k != "model"})
+    elif task and stage:
+        d = {"task": task, "stage": stage, **copy.deepcopy(PRESETS[task]), **overrides}
     else:
-        if not args.task or not args.stage:
-            raise SystemExit("a new run needs --task and --stage")
-        d = {"task": args.task, "stage": args.stage, **copy.deepcopy(PRESETS[args.task])}
-        if args.config:
-            d.update(json.loads(Path(args.config).read_text()))
-    d.update(parse_sets(args.set))
-    for key in ("iters", "minutes", "teacher", "init", "device"):
-        if getattr(args, key, None):
-            d[key] = getattr(args, key)
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = set(d) - names
+        raise SystemExit("a new run needs --task and --stage")
+    unknown = set(d) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
         raise SystemExit(f"unknown TrainConfig fields: {', '.join(sorted(unknown))}")
     cfg = TrainConfig(**d)
@@ -138,5 +140,15 @@ def load_or_create_config(args: argparse.Namespace) -> TrainConfig:
         raise SystemExit("stage 2 needs --teacher (stage-1 weights)")
     if int(os.environ.get("RANK", "0")) == 0:
         run.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+        write_atomic(path, (json.dumps(dataclasses.asdict(cfg), indent=2) + "\n").encode())
     return cfg
+
+
+def load_or_create_config(args: argparse.Namespace) -> TrainConfig:
+    """``python -m diffir.train``'s options: ``--config`` file, then ``--set``, then the named options."""
+    overrides = json.loads(Path(args.config).read_text()) if args.config else {}
+    overrides.update(parse_sets(args.set))
+    overrides.update(
+        {k: getattr(args, k) for k in ("iters", "minutes", "teacher", "init", "device") if getattr(args, k, None)}
+    )
+    return run_config(Path(args.run), overrides, args.task or "", args.stage or "")

@@ -252,6 +252,14 @@ class Trainer:
             self.log.write(json.dumps({**rec, "time": time.time()}) + "\n")
             self.log.flush()
 
+    def log_step(self, parts: dict[str, float], rate: float) -> None:
+        self.write({"step": self.step_no, "phase": self.phase, "s_per_it": round(rate, 3), **parts,
+                    "seconds": round(self.seconds, 1), "threads": torch.get_num_threads(), "world": self.world,
+                    "device": self.device.type})  # fmt: skip
+        self.say(
+            f"step={self.step_no} {self.phase} {rate:.3f}s/it " + " ".join(f"{k}={v:.4g}" for k, v in parts.items())
+        )
+
     # -- the loop ------------------------------------------------------------------------------------
 
     def due(self, every_steps: int, every_min: float, last: float) -> bool:
@@ -270,14 +278,7 @@ class Trainer:
             self.seconds += time.perf_counter() - t0
             n_log += 1
             if self.main and self.step_no % cfg.log_every == 0:
-                rate = (time.perf_counter() - t_log) / n_log
-                self.write({"step": self.step_no, "phase": self.phase, "s_per_it": round(rate, 3), **parts,
-                            "seconds": round(self.seconds, 1), "threads": torch.get_num_threads(), "world": self.world,
-                            "device": self.device.type})  # fmt: skip
-                self.say(
-                    f"step={self.step_no} {self.phase} {rate:.3f}s/it "
-                    + " ".join(f"{k}={v:.4g}" for k, v in parts.items())
-                )
+                self.log_step(parts, (time.perf_counter() - t_log) / n_log)
                 t_log, n_log = time.perf_counter(), 0
             if self.main and self.due(cfg.val_every, cfg.val_minutes, last_val):
                 self.validate_and_save()
@@ -286,6 +287,8 @@ class Trainer:
                 self.checkpoint()
                 last_ckpt = self.seconds
         if self.main:
+            if n_log:  # the compute total is read from the log: its last record is the run's end
+                self.log_step(parts, (time.perf_counter() - t_log) / n_log)
             if last_val != self.seconds:
                 self.validate_and_save()
             self.checkpoint()
