@@ -178,7 +178,10 @@ def _eval_sr(gt: np.ndarray, rng: np.random.Generator, variant: str) -> tuple[np
 def _eval_deblur(gt: np.ndarray, rng: np.random.Generator, variant: str) -> tuple[np.ndarray, dict[str, Any]]:
     from .training import degradations as D
 
-    k = D.motion_kernel(rng, rng.uniform(*DEBLUR_EVAL_LENGTH), 1.0)
+    length = rng.uniform(*DEBLUR_EVAL_LENGTH)  # drawn either way: "length=N" keeps each photo's path, N px long
+    if variant.startswith("length="):
+        length = float(variant.removeprefix("length="))
+    k = D.motion_kernel(rng, length, 1.0)
     return D.motion_blur(gt, k, DEBLUR_EVAL_NOISE, rng), {"kernel": k}
 
 

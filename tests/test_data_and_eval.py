@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from diffir.tasks import get_task
 from diffir.training import degradations as D
 from diffir.training import peers
 from diffir.training.data import PatchSampler, read_pool
-from diffir.training.evaluate import evaluate, inpaint_opencv, plot_curve, training_curve, upsample, wiener
+from diffir.training.evaluate import evaluate, inpaint_opencv, main, plot_curve, training_curve, upsample, wiener
 from diffir.training.metrics import psnr, psnr_y, ssim, to_y
 
 from .helpers import EXAMPLES, random_model
@@ -92,6 +93,28 @@ def test_evaluate_writes_table_and_crops(tmp_path, task):
         assert {"telea", "navier-stokes", "biharmonic"} <= set(rows)
     if task == "sr":  # the peer, and NIQE (not measurable below 193 px: NaN, not a made-up number)
         assert "Real-ESRGAN x4plus" in rows and np.isnan(rows["bicubic"]["niqe"])
+
+
+def test_deblur_evaluated_per_trajectory_length(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(cv2.GaussianBlur(rng.integers(0, 256, (64, 80, 3), np.uint8), (0, 0), 1.5)).save(
+            photos / f"{i}.png"
+        )
+    gt = np.asarray(Image.open(photos / "0.png")).astype(np.float32) / 255
+    task = get_task("deblur")
+    extent = [np.ptp(np.nonzero(task.eval_pair(gt, 0, f"length={n}")[1]["kernel"] > 1e-3)).max() for n in (5, 25)]
+    assert extent[0] < 8 < 18 < extent[1]
+    out = tmp_path / "out"
+    args = ["--task", "deblur", "--data", str(photos), "--long-side", "0", "--out", str(out), "--variant", "length=5",
+            "--variant", "length=25"]  # fmt: skip
+    assert main(args) == 0
+    summary = (out / "summary.md").read_text().splitlines()
+    assert summary[0] == "| method (psnr) | length=5 | length=25 |" and (out / "table_length25.md").is_file()
+    blurred = [float(x) for x in summary[2].split("|")[2:4]]
+    assert summary[2].startswith("| blurred input |") and blurred[0] > blurred[1]  # longer blur, lower PSNR
 
 
 def test_niqe_matches_scikit_video_and_prefers_the_sharp_photo(monkeypatch):

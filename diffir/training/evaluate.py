@@ -210,13 +210,17 @@ def _add_wiener(task: str, runs: dict[float, list], per: dict, seconds: dict, cr
     seconds[key] = 0.0
 
 
+def _suffix(variant: str) -> str:
+    return "_" + variant.replace("=", "") if variant else ""
+
+
 def _report(task: str, images: dict, per: dict, seconds: dict, crops: list, out_dir: Path, variant: str) -> dict:
     summary = {m: _mean(v) for m, v in per.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {"task": task, "variant": variant or "default", "images": list(images),
               "size": [list(v.shape[:2]) for v in images.values()], "mean": summary, "per_image": per,
               "seconds_total": seconds}  # fmt: skip
-    suffix = f"_{variant}" if variant else ""
+    suffix = _suffix(variant)
     (out_dir / f"results{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
     keys = list(next(iter(summary.values())))
     lines = [f"| method | {' | '.join(keys)} |", "|---|" + "---|" * len(keys)]
@@ -259,6 +263,16 @@ def evaluate(
     if task == "deblur":
         _add_wiener(task, wiener_runs, per, seconds, crops)
     return _report(task, images, per, seconds, crops, out_dir, variant)
+
+
+def summary_table(task: str, results: list[dict]) -> str:
+    """The task's metric, one column per evaluation variant (e.g. deblurring per trajectory length)."""
+    metric = get_task(task).metric
+    names = [r["variant"] for r in results]
+    lines = [f"| method ({metric}) | {' | '.join(names)} |", "|---|" + "---|" * len(names)]
+    for m in results[0]["mean"]:
+        lines.append(f"| {m} | " + " | ".join(f"{r['mean'][m][metric]:.2f}" for r in results) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def training_curve(run_dirs: list[Path]) -> list[dict[str, float]]:
@@ -319,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--s1", help="stage-1 weights, for the S1-vs-S2 row")
     p.add_argument("--out", type=Path, help="output folder (default: bench_results/eval_<task>)")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--variant", action="append", metavar="NAME",
+                   help="evaluation degradations instead of the task's own (SR: '' and 'real'; deblur: "
+                        "'length=N' for N px trajectories); with several, summary.md puts them side by side")  # fmt: skip
     p.add_argument("--curve", nargs="+", type=Path, metavar="RUN_DIR", help="only plot validation PSNR vs hours")
     args = p.parse_args(argv)
     if args.curve:
@@ -340,13 +357,17 @@ def main(argv: list[str] | None = None) -> int:
     s2 = load_network(weights) if weights else None
     s1 = load_network(args.s1) if args.s1 else None
     out = args.out or Path("bench_results") / f"eval_{args.task}"
-    variants = ["", "real"] if args.task == "sr" else [""]
+    variants = args.variant or (["", "real"] if args.task == "sr" else [""])
     if args.task == "sr" and not peers.available():
         print('Real-ESRGAN and NIQE left out: pip install -e ".[eval]" adds them')
+    results = []
     for variant in variants:
-        evaluate(args.task, images, s2, s1, out, variant)
+        results.append(evaluate(args.task, images, s2, s1, out, variant))
         print(f"{args.task}{' (' + variant + ')' if variant else ''}: {len(images)} images")
-        print((out / f"table{'_' + variant if variant else ''}.md").read_text())
+        print((out / f"table{_suffix(variant)}.md").read_text())
+    if len(results) > 1:
+        (out / "summary.md").write_text(summary_table(args.task, results))
+        print((out / "summary.md").read_text())
     print(f"wrote {out}")
     return 0
 
