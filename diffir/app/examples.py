@@ -30,7 +30,7 @@ EXAMPLES = ROOT / "examples"
 MANIFEST = EXAMPLES / "results.json"
 LOCAL = Path(tempfile.gettempdir()) / "diffir-examples"
 SEED = 2023
-WEIGHT_SUFFIXES = {".json", ".safetensors", ".pth", ".pt", ".ckpt", ".bin"}
+WEIGHT_SUFFIXES = {".safetensors", ".pth", ".pt", ".ckpt", ".bin"}
 LABELS = {
     "inpaint": "Try an example: a photo with something already painted over (its result is ready)",
     "sr": "Try an example: small photos to enlarge (results are ready)",
@@ -65,9 +65,17 @@ def list_examples(task: str) -> list[Example]:
 
 
 def weights_id(task: str) -> str:
-    """A short hash of the weights the app would load for ``task`` (files of its folder)."""
+    """A short hash of the weights the app would load for ``task``: its weight files and ``config.json``.
+
+    Not the card's ``README.md`` or ``training.json``, which every campaign updates, even one that
+    keeps the weights: the shipped example results stay valid then.
+    """
     path = resolve_weights(task)
-    files = sorted(f for f in path.iterdir() if f.suffix in WEIGHT_SUFFIXES) if path.is_dir() else [path]
+    files = (
+        sorted(f for f in path.iterdir() if f.suffix in WEIGHT_SUFFIXES or f.name == "config.json")
+        if path.is_dir()
+        else [path]
+    )
     h = hashlib.sha256()
     for f in files:
         with f.open("rb") as fh:
