@@ -93,6 +93,12 @@ def test_time_budget_plans_the_schedule_and_resumes(tmp_path, cache):
     cfg.minutes = 0.1
     second = train(cfg, run)
     assert second.step_no > first.step_no and torch.load(run / "last.pt", weights_only=True)["seconds"] >= 6.0
+    # a campaign's warm restart: a new cycle over the added minutes climbs back to the full rate
+    cfg.cycle_from, cfg.minutes = torch.load(run / "last.pt", weights_only=True)["seconds"] / 60, 0.15
+    third = train(cfg, run)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    restarted = [r["lr"] for r in log if "lr" in r and r["step"] > second.step_no]
+    assert third.step_no > second.step_no and max(restarted) > 0.5 * cfg.lr > 10 * lrs[-1]
 
 
 def test_the_log_ends_with_the_run(tmp_path, cache):

@@ -5,7 +5,8 @@ when they beat the shipped ones.
 
 1. Stage 1 (``runs/<task>/s1``) gets ``s1_share`` of the time. A new campaign starts it from the
    shipped weights (every tensor whose name and shape match), so no campaign starts from scratch;
-   a later campaign extends the same run (its cosine restarts from where it stands).
+   a later campaign extends the same run with a new schedule cycle (warm-up, then cosine over its
+   own minutes: a warm restart, not the old cosine's tail).
 2. Stage 2 (``runs/<task>/s2_<n>``, new each campaign) starts its DIRformer from stage 1's best
    and its CPEN_S2 and denoiser from the previous stage 2 (or the shipped model).
 3. Validation on the 512 px validation photos (the registry's metric, and for SR both the bicubic
@@ -109,16 +110,19 @@ def run_campaign(
     state = _state(root)
     current = state.get("current")
     if current is None:  # a new campaign: stage 1 gets more time, stage 2 is a new run
-        s1_target = _spent_minutes(root / "s1") + s1_share * minutes
-        current = {"minutes": minutes, "s1_target": s1_target, "s2": f"s2_{len(state['campaigns'])}",
-                   "started": time.time()}  # fmt: skip
+        spent = _spent_minutes(root / "s1")
+        current = {"minutes": minutes, "s1_from": spent, "s1_target": spent + s1_share * minutes,
+                   "s2": f"s2_{len(state['campaigns'])}", "started": time.time()}  # fmt: skip
         state["current"] = current
         _save_state(root, state)
     shipped = weights / task if (weights / task / "model.safetensors").is_file() else None
 
     s1 = root / "s1"
     init1 = str(shipped) if shipped else ""
-    cfg1 = run_config(s1, {**overrides, "minutes": current["s1_target"], "init": init1}, task, "s1")
+    s1_from = current.get("s1_from", current["s1_target"] - s1_share * current["minutes"])  # a new cycle
+    cfg1 = run_config(
+        s1, {**overrides, "minutes": current["s1_target"], "cycle_from": s1_from, "init": init1}, task, "s1"
+    )
     train(cfg1, s1)
     overrides = {**overrides, "model": cfg1.model}  # stage 2 is the stage-1 network's size, whatever the preset
 

@@ -32,6 +32,7 @@ class TrainConfig:
     batch: int = 8  # per process
     iters: int = 10000  # used when no time budget is given
     minutes: float = 0.0  # time budget of this run (wall clock); the schedule is planned for it
+    cycle_from: float = 0.0  # minutes spent when the schedule's current cycle began (warm restart)
     encoder_frac: float = 0.3  # stage 2 with a time budget: share of the time for the IPR-only phase
     lr: float = 1e-3
     min_lr: float = 1e-6

@@ -175,6 +175,14 @@ class Trainer:
             return self.seconds / (60 * self.cfg.minutes)
         return self.step_no / self.cfg.iters
 
+    def cycle_fraction(self) -> float:
+        """How much of the schedule's current cycle is done. A campaign that extends a run starts a
+        new cycle (warm-up, cosine) over its own minutes instead of continuing the old cosine's tail."""
+        cfg = self.cfg
+        if cfg.minutes > 0 and 0 < cfg.cycle_from < cfg.minutes:
+            return max(0.0, self.seconds / 60 - cfg.cycle_from) / (cfg.minutes - cfg.cycle_from)
+        return self.fraction()
+
     def phase_at(self, f: float) -> tuple[str, float]:
         """(phase, fraction of that phase done)."""
         cfg = self.cfg
@@ -204,7 +212,7 @@ class Trainer:
 
     def step(self) -> dict[str, float]:
         cfg = self.cfg
-        phase, pf = self.phase_at(self.fraction())
+        phase, pf = self.phase_at(self.cycle_fraction())
         if phase != self.phase:
             self.enter_phase(phase)
         assert self.opt is not None and self.objective is not None
