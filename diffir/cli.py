@@ -1,7 +1,7 @@
 """Command line.
 
     python -m diffir restore --task {inpaint,sr,deblur} -i FILE_OR_DIR [-m MASK_FILE_OR_DIR] -o OUT
-                             [--weights W] [--steps N] [--seed S] [--tile T] [--overlap O] [--device D]
+                             [--weights W] [--style S] [--steps N] [--seed S] [--tile T] [--overlap O] [--device D]
     python -m diffir convert OFFICIAL_CHECKPOINT OUT_DIR
 
 ``restore`` works over one file or a folder and never loses or skips a file silently: every input
@@ -36,7 +36,7 @@ from .checkpoints import convert
 from .errors import ImageError, UserError
 from .files import PART_SUFFIX, write_atomic
 from .inference.imageio import DEFAULT_MAX_PIXELS, mask_from_image
-from .tasks import CONTROLS, TASK_NAMES
+from .tasks import CONTROLS, TASK_NAMES, TASKS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 STALE_PART = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(PART_SUFFIX) + "$")  # write_atomic's temp names
@@ -314,7 +314,7 @@ def _restore(args: argparse.Namespace) -> int:
             dilate=args.dilate,
             max_pixels=args.max_pixels,
         )
-        model = get_model(args.task, args.weights, args.device)
+        model = get_model(args.task, args.weights, args.device, args.style)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -346,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("-m", "--mask", type=Path, help="inpainting: a mask file, or a folder of masks (<name>_mask.png)")
     r.add_argument("-o", "--output", required=True, type=Path, help="output folder (or a .png file for one input)")
     r.add_argument("--weights", help="model folder or checkpoint (default: weights/<task>/, $DIFFIR_WEIGHTS)")
+    r.add_argument(
+        "--style",
+        choices=sorted({s.name for t in TASKS.values() for s in t.styles}),
+        help="which trained model: faithful (default) or, for --task sr, sharp (GAN-trained: crisper, may invent detail)",
+    )
     r.add_argument("--steps", type=int, help=f"reverse diffusion steps, {k.steps_range.low}..T (default: all)")
     r.add_argument("--seed", type=int, help=f"seed of the initial noise, 0..{k.seed_range.high} (default: random)")
     r.add_argument(

@@ -66,6 +66,21 @@ CONTROLS = Controls()
 
 
 @dataclass(frozen=True)
+class Style:
+    """One of a task's trained models (a "look"): where its weights live and what it is for."""
+
+    name: str  # what the API, the CLI (--style) and Python code pass
+    folder: str  # weights/<folder>/ (also <folder>/ under --weights or in a Hub repository)
+    label: str  # what the app's choice shows
+    info: str  # one line on when to pick it
+
+
+def _styles(*extra: Style, task: str) -> tuple[Style, ...]:
+    """The faithful model (pixel-trained, in ``weights/<task>/``) first: it is the default."""
+    return (Style("faithful", task, "Faithful", "Stays closest to your photo; soft where detail is lost"), *extra)
+
+
+@dataclass(frozen=True)
 class Task:
     """One restoration task."""
 
@@ -78,6 +93,16 @@ class Task:
     metric: str  # the validation metric's key in ``score``
     controls: Controls = field(default=CONTROLS)
     short: str = ""  # the title in a word or two (the app's tabs must all fit a phone's width)
+    styles: tuple[Style, ...] = ()  # the trained models to choose from, the default first
+
+    def style(self, name: str | None = None) -> Style:
+        """The named style (the default for ``None`` or ""), or an ``OptionsError`` that lists them."""
+        for s in self.styles:
+            if not name or s.name == name:
+                return s
+        raise OptionsError(
+            f"{self.title} has no style {name!r}; choose one of {', '.join(s.name for s in self.styles)}"
+        )
 
     # ---------------------------------------------------------------------------------------------
     # Network input and output
@@ -199,11 +224,17 @@ EVAL_DEGRADATIONS: dict[str, Callable[..., tuple[np.ndarray, dict[str, Any]]]] =
     "inpaint": _eval_inpaint,
 }
 
+SHARP = Style("sharp", "sr_sharp", "Sharp", "Crisper edges and texture (GAN-trained); may invent fine detail")
+"""The S2-GAN model (``training/gan.py``), as the official DiffIRS2-GAN beside the L1 model."""
+
 TASKS: dict[str, Task] = {
-    "inpaint": Task("inpaint", "Inpainting", "inpaint", 1, 4, "symmetric", "psnr_hole", short="Inpaint"),
-    "sr": Task("sr", "Super-resolution ×4", "super_resolve", 4, 3, "reflect", "psnr_y", short="Upscale ×4"),
-    "deblur": Task("deblur", "Motion deblurring", "deblur", 1, 3, "reflect", "psnr", short="Deblur"),
-}
+    "inpaint": Task("inpaint", "Inpainting", "inpaint", 1, 4, "symmetric", "psnr_hole", short="Inpaint",
+                    styles=_styles(task="inpaint")),
+    "sr": Task("sr", "Super-resolution ×4", "super_resolve", 4, 3, "reflect", "psnr_y", short="Upscale ×4",
+               styles=_styles(SHARP, task="sr")),
+    "deblur": Task("deblur", "Motion deblurring", "deblur", 1, 3, "reflect", "psnr", short="Deblur",
+                   styles=_styles(task="deblur")),
+}  # fmt: skip
 TASK_NAMES: tuple[str, ...] = tuple(TASKS)
 
 

@@ -75,6 +75,7 @@ def tiny_weights(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_weights")
     for task in ("inpaint", "sr", "deblur"):
         save_pretrained(random_model(task), root / task)
+    save_pretrained(random_model("sr", seed=5), root / "sr_sharp")  # the sharp style's own weights
     return root
 
 
@@ -119,10 +120,10 @@ def _img(seed: int, h: int = 48, w: int = 64) -> np.ndarray:
     return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
 
 
-def _expected(task: str, path: Path, tiny_weights: Path, seed: int, mask=None) -> np.ndarray:
+def _expected(task: str, path: Path, tiny_weights: Path, seed: int, mask=None, folder: str = "") -> np.ndarray:
     from diffir import load_network
 
-    model = load_network(tiny_weights / task)
+    model = load_network(tiny_weights / (folder or task))
     r = restore(
         task,
         path,
@@ -159,6 +160,22 @@ def test_endpoints(client, tmp_path, tiny_weights):
     grown[16:32, 6:54] = True
     np.testing.assert_array_equal(out[~grown], img[~grown])
     np.testing.assert_array_equal(out, _expected("inpaint", src, tiny_weights, 5, mask=mask[..., 3] > 0))
+
+
+def test_sr_styles(client, tmp_path, tiny_weights):
+    """The ×4 tab's "Look": the sharp style runs its own weights; an unknown one is named."""
+    from gradio_client import handle_file
+
+    src = _png(tmp_path / "in.png", _img(2))
+    args = (handle_file(str(src)), 4, 512, 32, 7, False)
+    _, sharp, _, _ = client.predict(*args, "sharp", api_name="/super_resolve")
+    _, faithful, _, _ = client.predict(*args, "faithful", api_name="/super_resolve")
+    sharp_px, faithful_px = np.asarray(Image.open(sharp)), np.asarray(Image.open(faithful))
+    np.testing.assert_array_equal(sharp_px, _expected("sr", src, tiny_weights, 7, folder="sr_sharp"))
+    np.testing.assert_array_equal(faithful_px, _expected("sr", src, tiny_weights, 7))
+    assert not np.array_equal(sharp_px, faithful_px)
+    with pytest.raises(Exception, match="no style 'vivid'; choose one of faithful, sharp"):
+        client.predict(*args, "vivid", api_name="/super_resolve")
 
 
 def test_random_seed_is_reported(client, tmp_path):
@@ -761,3 +778,23 @@ def test_progress_reaches_the_page_at_a_pace_it_can_draw():
     stop.set()
     with pytest.raises(jobs.Cancelled):
         report(0.6, "restoring tile")
+
+
+@pytest.mark.parametrize("sharp_missing", [False, True])
+def test_the_look_is_offered_when_its_model_is_there(monkeypatch, sharp_missing):
+    """SR's "Look" lists the styles whose weights loaded; a missing extra style is left out without
+    the top-of-page warning a missing task model gets."""
+    from diffir.app import examples, handlers, layout
+
+    if sharp_missing:
+        monkeypatch.setitem(handlers._LOAD_ERRORS, "sr_sharp", "no DiffIR weights for sr_sharp")
+    demo = layout.build_demo(examples.Results("cpu"))
+    props = [c.get("props", {}) for c in demo.config["components"]]
+    looks = [p for p in props if p.get("elem_id") == "sr-style"]
+    warned = [p for p in props if "diffir-missing" in (p.get("elem_classes") or [])]
+    assert not warned
+    if sharp_missing:
+        assert not looks
+    else:
+        assert [c[1] for c in looks[0]["choices"]] == ["faithful", "sharp"] and looks[0]["value"] == "faithful"
+    assert not [p for p in props if p.get("elem_id") in ("deblur-style", "inpaint-style")]

@@ -139,6 +139,13 @@ def test_argument_errors(tmp_path, weights, capsys):
         == 2
     )
     assert "no DiffIR weights for sr" in capsys.readouterr().err
+    src = tmp_path / "y.png"
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(src)
+    args = ["restore", "-i", str(src), "-o", str(tmp_path / "o2"), "--weights", str(weights), "--style", "sharp"]
+    assert main([*args, "--task", "deblur"]) == 2
+    assert "Motion deblurring has no style 'sharp'; choose one of faithful" in capsys.readouterr().err
+    assert main([*args, "--task", "sr"]) == 2  # this weights folder has no sr_sharp/
+    assert "no DiffIR weights for sr_sharp" in capsys.readouterr().err
 
 
 def test_module_entry_point(tmp_path, weights):

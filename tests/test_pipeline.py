@@ -153,6 +153,13 @@ def test_weights_resolution(tmp_path, monkeypatch):
     with pytest.raises(WeightsNotFound, match="no DiffIR weights for sr"):
         resolve_weights("sr")
     assert get_model("deblur") is get_model("deblur")  # loaded once per process
+    # a style is its own weights folder: named when missing, refused where the task has no such style
+    with pytest.raises(WeightsNotFound, match="no DiffIR weights for sr_sharp"):
+        get_model("sr", style="sharp")
+    with pytest.raises(diffir.OptionsError, match="Motion deblurring has no style 'sharp'; choose one of faithful"):
+        get_model("deblur", style="sharp")
+    save_pretrained(random_model("sr", seed=4), tmp_path / "sr_sharp")
+    assert get_model("sr", style="sharp") is not get_model("deblur")
     with pytest.raises(diffir.OptionsError, match="is a deblur network, not sr"):
         get_model("sr", tmp_path / "deblur")
     monkeypatch.delenv("DIFFIR_WEIGHTS")

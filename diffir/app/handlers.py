@@ -32,17 +32,19 @@ CANCELLED = "**Cancelled.** Nothing was changed; press *Restore* to start again.
 
 
 def preload_models(device: str = DEVICE) -> dict[str, str]:
-    """Load (and on a GPU machine move) every task's model once; returns {task: problem} for those
-    that could not be loaded, so the app still starts and says what is missing. ``DIFFIR_THREADS``
-    caps the threads the models use (a browser or a training run on the same machine keeps a core)."""
+    """Load (and on a GPU machine move) every model once (each task's styles); returns {weights
+    folder: problem} for those that could not be loaded, so the app still starts and says what is
+    missing. ``DIFFIR_THREADS`` caps the threads the models use (a browser or a training run on the
+    same machine keeps a core)."""
     if settings().threads:
         torch.set_num_threads(settings().threads)
     for task in TASKS:
-        try:
-            get_model(task, device=device)
-            _LOAD_ERRORS.pop(task, None)
-        except UserError as e:
-            _LOAD_ERRORS[task] = str(e)
+        for style in TASKS[task].styles:
+            try:
+                get_model(task, device=device, style=style.name)
+                _LOAD_ERRORS.pop(style.folder, None)
+            except UserError as e:
+                _LOAD_ERRORS[style.folder] = str(e)
     return dict(_LOAD_ERRORS)
 
 
@@ -81,11 +83,12 @@ def options(steps: Any, tile: Any, overlap: Any, seed: Any, randomize: bool, dil
         raise gr.Error(str(e), title="Check the settings") from None
 
 
-def _model(task: str):
-    if task in _LOAD_ERRORS:
-        raise gr.Error(_LOAD_ERRORS[task], title="Model not available")
+def _model(task: str, style: str | None = None):
     try:
-        return get_model(task, device=DEVICE)
+        folder = TASKS[task].style(style).folder
+        if folder in _LOAD_ERRORS:
+            raise gr.Error(_LOAD_ERRORS[folder], title="Model not available")
+        return get_model(task, device=DEVICE, style=style)
     except UserError as e:
         raise gr.Error(str(e), title="Model not available") from None
 
@@ -98,8 +101,9 @@ def _run(
     opts: Options,
     progress: Any,
     request: gr.Request | None,
+    style: str | None = None,
 ):
-    model = _model(task)
+    model = _model(task, style)
     with jobs.running(request) as stop:
         try:
             result = restore(
@@ -129,12 +133,13 @@ def _photo_handler(task: str, doc: str) -> Callable[..., Any]:
         overlap: float,
         seed: float,
         randomize: bool,
+        style: str | None = None,  # the task's styles (SR: "faithful", "sharp"); default: the first
         request: gr.Request = None,  # type: ignore[assignment]  (Gradio fills it; API clients never see it)
         progress: gr.Progress = gr.Progress(),
     ):
         opts = options(steps, tile, overlap, seed, randomize)
         picture = check_image(image, scale=TASKS[task].scale)
-        return _run(task, picture, name_of(image), None, opts, progress, request)
+        return _run(task, picture, name_of(image), None, opts, progress, request, style)
 
     handler.__name__ = handler.__qualname__ = TASKS[task].api_name
     handler.__doc__ = doc
@@ -143,7 +148,8 @@ def _photo_handler(task: str, doc: str) -> Callable[..., Any]:
 
 super_resolve = _photo_handler(
     "sr",
-    "Upscale a photo 4× (real-world SR). Returns (before, after), the full-resolution PNG, a status line and the seed used.",
+    "Upscale a photo 4× (real-world SR); ``style``: faithful (default) or sharp. Returns (before, after), the "
+    "full-resolution PNG, a status line and the seed used.",
 )
 deblur = _photo_handler(
     "deblur", "Remove motion blur. Returns (before, after), the full-resolution PNG, a status line and the seed used."

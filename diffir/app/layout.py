@@ -31,9 +31,9 @@ HANDLERS = {"inpaint": inpaint, "sr": super_resolve, "deblur": deblur}
 def _wire_run(ui: TabUI) -> None:
     """Restore: clear and arm (instant), restore (the queued API endpoint), then tidy up."""
     c = ui.controls
-    controls = [c["steps"], c["tile"], c["overlap"], c["seed"], c["randomize"]] + (
-        [c["dilate"]] if "dilate" in c else []
-    )
+    controls = [c["steps"], c["tile"], c["overlap"], c["seed"], c["randomize"]] + [
+        c[k] for k in ("dilate", "style") if k in c
+    ]
     inputs = [ui.input] + ([ui.original, ui.marked] if ui.task == "inpaint" else []) + controls
     outputs = [ui.slider, ui.download, ui.status, c["seed"]]
     cleared = [ui.slider, ui.download, ui.status, ui.cancel, ui.chain_row]
@@ -115,13 +115,16 @@ def build_demo(results: examples.Results | None = None) -> gr.Blocks:
                 "([Xia et al., ICCV 2023](https://arxiv.org/abs/2303.09472)). "
                 f"Running on **{DEVICE.upper()}**; results are lossless PNG."
             )
-        if missing:
-            gr.Markdown("\n".join(f"**{t}**: {msg}" for t, msg in missing.items()), elem_classes="diffir-missing")
+        # a missing default model is said at the top; a missing extra style is just not offered
+        gone = {t: missing[f] for t in TASKS if (f := TASKS[t].style().folder) in missing}
+        if gone:
+            gr.Markdown("\n".join(f"**{t}**: {msg}" for t, msg in gone.items()), elem_classes="diffir-missing")
         uis: dict[str, TabUI] = {}
         with gr.Tabs(elem_id="diffir-tabs") as tabs:
             for task in TASKS:
                 with gr.Tab(TASKS[task].short, id=task, elem_id=f"tab-{task}"):
-                    uis[task] = ui = build_tab(task, BLURBS[task])
+                    styles = tuple(s for s in TASKS[task].styles if s.folder not in missing)
+                    uis[task] = ui = build_tab(task, BLURBS[task], styles)
                 _wire_run(ui)
                 _wire_inputs(ui)
                 _wire_examples(ui, results)

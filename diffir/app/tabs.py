@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..tasks import CONTROLS, TASKS
+from ..tasks import CONTROLS, TASKS, Style
 from . import examples
 
 # No brush before the picture is there: while the editor waits for its new image (Gradio's
@@ -54,10 +54,19 @@ class TabUI:
     shown: list[examples.Example] = field(default_factory=list)
 
 
-def controls(task: str) -> dict[str, Any]:
-    """Steps, tile, seed; overlap (and for inpainting the mask growth) under Advanced."""
+def controls(task: str, styles: tuple[Style, ...]) -> dict[str, Any]:
+    """The look (where several of the task's models are there to choose), steps, tile, seed; overlap (and for inpainting
+    the mask growth) under Advanced."""
     c: dict[str, Any] = {}
     k = CONTROLS
+    if len(styles) > 1:  # one tab, several trained models (SR: faithful / sharp)
+        c["style"] = gr.Radio(
+            [(s.label, s.name) for s in styles],
+            value=styles[0].name,
+            label="Look",
+            info=" · ".join(f"{s.label}: {s.info}" for s in styles),
+            elem_id=f"{task}-style",
+        )
     with gr.Row():
         c["steps"] = gr.Slider(
             k.steps_range.low,
@@ -161,14 +170,14 @@ def _outputs(task: str, ui: dict[str, Any]) -> None:
     ui["chain_row"] = row
 
 
-def build_tab(task: str, blurb: str) -> TabUI:
+def build_tab(task: str, blurb: str, styles: tuple[Style, ...] | None = None) -> TabUI:
     """The tab's components (events are wired by ``layout``)."""
     ui: dict[str, Any] = {}
     gr.Markdown(blurb)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             ui["input"] = _input(task, ui)
-            ui["controls"] = controls(task)
+            ui["controls"] = controls(task, TASKS[task].styles if styles is None else styles)
             with gr.Row():
                 ui["run"] = gr.Button("Restore", variant="primary", elem_id=f"{task}-run", scale=3)
                 ui["cancel"] = gr.Button("Cancel", variant="stop", visible=False, elem_id=f"{task}-cancel", scale=1)

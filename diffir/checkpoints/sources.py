@@ -26,7 +26,8 @@ def _in_folder(folder: Path) -> Path | None:
 
 
 def resolve_weights(task: str, explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Weights for ``task``, first found of:
+    """Weights for ``task`` (a weights folder name: the task's, or a style's such as ``sr_sharp``),
+    first found of:
 
     1. ``explicit`` (``--weights``) or ``$DIFFIR_WEIGHTS``: a model folder or file, or a folder with
        one sub-folder per task (``sr/``, ``deblur/``, ``inpaint/``);

@@ -99,10 +99,10 @@ _MODELS: dict[tuple[str, str, str], DiffIRS2] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def get_model(task: str, weights: str | Path | None = None, device: str = "cpu") -> DiffIRS2:
-    """The stage-2 network for ``task`` (resolved as ``weights.resolve_weights``), cached."""
-    get_task(task)
-    path = resolve_weights(task, weights)
+def get_model(task: str, weights: str | Path | None = None, device: str = "cpu", style: str | None = None) -> DiffIRS2:
+    """The stage-2 network for ``task`` in ``style`` (the registry's ``Style``: its weights folder,
+    resolved as ``resolve_weights``; ``weights`` naming a model file or folder wins), cached."""
+    path = resolve_weights(get_task(task).style(style).folder, weights)
     key = (task, str(path), device)
     with _MODELS_LOCK:
         if key not in _MODELS:
@@ -238,20 +238,22 @@ def restore(
     weights: str | Path | None = None,
     options: Options | None = None,
     progress: Progress | None = None,
+    style: str | None = None,
 ) -> Restored:
     """Restore one image. ``image``/``mask``: a path, bytes, a PIL image, a ``Picture`` or an array.
+    ``style``: one of the task's models (SR: "faithful", "sharp"); ignored when ``model`` is given.
 
     Raises a ``UserError`` (``ImageError``, ``OptionsError``, …: a message meant for the user) for
     anything wrong with the input, the options or the weights.
     """
     opts = options or Options()
-    get_task(task)
+    get_task(task).style(style)
     scale = model.config.out_scale if model is not None else get_task(task).scale
     device = check_device(opts.device)
     t0 = time.perf_counter()
     source = image if isinstance(image, Picture) else read_image(image, max_pixels=opts.max_pixels, scale=scale)
     if model is None:
-        model = get_model(task, weights, str(device))
+        model = get_model(task, weights, str(device), style)
     elif model.config.task != task:
         raise OptionsError(f"this is a {model.config.task} network, not {task}")
     _check(opts, model, source)

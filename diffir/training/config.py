@@ -46,6 +46,11 @@ class TrainConfig:
     mask_scale: float = 0.5  # LaMa 256 presets scaled to the patch
     hole_weight: float = 1.0  # inpainting: L1 = hole L1 · w + known L1 · 0.1
     fft_weight: float = 0.0  # + w · L1 of the 2-D spectra (MIMO-UNet's frequency loss; speeds up deblurring)
+    gan_weight: float = 0.0  # S2-GAN ("sharp"): + w · vanilla GAN loss of a U-Net discriminator (0 = off)
+    feature_weight: float = 1.0  # S2-GAN: + w · L1 of the discriminator's features (replaces VGG perceptual)
+    usm_gt: bool = False  # S2-GAN: pixel L1 against the unsharp-masked GT (Real-ESRGAN / DiffIR V2)
+    lr_disc: float = 1e-4  # S2-GAN: the discriminator's Adam learning rate (constant)
+    disc_feat: int = 16  # S2-GAN: the discriminator's width (Real-ESRGAN: 64; 16 costs about the generator on a CPU)
     motion_length: tuple[float, float] = (3, 25)  # deblur: trajectory length range, px
     val_every: int = 250  # steps (without a time budget) ...
     val_minutes: float = 10.0  # ... or minutes (with one)

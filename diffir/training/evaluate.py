@@ -12,8 +12,9 @@
   Telea and Navier-Stokes and biharmonic inpainting.
 
 Our network is reported as stage 2 with all diffusion steps, with one step, with CPEN_S2's output
-used directly as the IPR (no diffusion: the paper's ablation), and stage 1 (GT-informed IPR: the
-upper bound stage 2 learns to approach). Writes ``results.json``, ``table.md`` and ``crops.png``.
+used directly as the IPR (no diffusion: the paper's ablation), stage 1 (GT-informed IPR: the upper
+bound stage 2 learns to approach) and, for SR, the S2-GAN "sharp" model. Writes ``results.json``,
+``table.md`` and ``crops.png``.
 """
 
 from __future__ import annotations
@@ -163,7 +164,9 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
 Method = Callable[[np.ndarray, np.ndarray, dict, int], np.ndarray]
 
 
-def methods_for(task: str, s2: DiffIRS2 | None, s1: DiffIRS1 | None) -> dict[str, Method]:
+def methods_for(
+    task: str, s2: DiffIRS2 | None, s1: DiffIRS1 | None, sharp: DiffIRS2 | None = None
+) -> dict[str, Method]:
     """The classical baselines of a task, then our network's rows (the paper's ablations included)."""
     methods: dict[str, Method] = {}
     if task == "sr":
@@ -185,6 +188,8 @@ def methods_for(task: str, s2: DiffIRS2 | None, s1: DiffIRS1 | None) -> dict[str
     }
     for label, mode in rows.items() if s2 is not None else ():
         methods[label] = lambda lq, gt, ex, i, mode=mode: run_model(s2, task, lq, gt, ex, mode, i)
+    if sharp is not None:
+        methods["DiffIR S2-GAN (sharp)"] = lambda lq, gt, ex, i: run_model(sharp, task, lq, gt, ex, "s2", i)
     if s1 is not None:
         methods["DiffIR S1 (GT-informed IPR)"] = lambda lq, gt, ex, i: run_model(s1, task, lq, gt, ex, "s1", i)
     return methods
@@ -232,10 +237,16 @@ def _report(task: str, images: dict, per: dict, seconds: dict, crops: list, out_
 
 
 def evaluate(
-    task: str, images: dict[str, np.ndarray], s2: DiffIRS2 | None, s1: DiffIRS1 | None, out_dir: Path, variant: str = ""
+    task: str,
+    images: dict[str, np.ndarray],
+    s2: DiffIRS2 | None,
+    s1: DiffIRS1 | None,
+    out_dir: Path,
+    variant: str = "",
+    sharp: DiffIRS2 | None = None,
 ) -> dict:
     """Every method on every image (seeded degradations): results JSON, markdown table, crops PNG."""
-    methods = methods_for(task, s2, s1)
+    methods = methods_for(task, s2, s1, sharp)
     per: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
     seconds: dict[str, float] = dict.fromkeys(methods, 0.0)
     crops = []
@@ -331,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long-side", type=int, default=512, help="resize images to this long side (0: keep)")
     p.add_argument("--weights", help="stage-2 weights (default: weights/<task>/)")
     p.add_argument("--s1", help="stage-1 weights, for the S1-vs-S2 row")
+    p.add_argument("--sharp", help="SR: the S2-GAN (sharp) weights (default: weights/sr_sharp/ if there)")
     p.add_argument("--out", type=Path, help="output folder (default: bench_results/eval_<task>)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--variant", action="append", metavar="NAME",
@@ -356,13 +368,16 @@ def main(argv: list[str] | None = None) -> int:
     weights = args.weights or (WEIGHTS_DIR / args.task if (WEIGHTS_DIR / args.task).is_dir() else None)
     s2 = load_network(weights) if weights else None
     s1 = load_network(args.s1) if args.s1 else None
+    sharp_dir = WEIGHTS_DIR / "sr_sharp"
+    sharp_weights = args.sharp or (sharp_dir if args.task == "sr" and sharp_dir.is_dir() else None)
+    sharp = load_network(sharp_weights) if sharp_weights else None
     out = args.out or Path("bench_results") / f"eval_{args.task}"
     variants = args.variant or (["", "real"] if args.task == "sr" else [""])
     if args.task == "sr" and not peers.available():
         print('Real-ESRGAN and NIQE left out: pip install -e ".[eval]" adds them')
     results = []
     for variant in variants:
-        results.append(evaluate(args.task, images, s2, s1, out, variant))
+        results.append(evaluate(args.task, images, s2, s1, out, variant, sharp))
         print(f"{args.task}{' (' + variant + ')' if variant else ''}: {len(images)} images")
         print((out / f"table{_suffix(variant)}.md").read_text())
     if len(results) > 1:

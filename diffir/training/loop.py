@@ -36,6 +36,7 @@ from ..checkpoints import load_network, save_pretrained
 from ..nets.model import DiffIRS1, DiffIRS2, build_model
 from .bank import BankSampler, as_batch, start_writer
 from .config import PRESETS, TrainConfig, cache_dir, load_or_create_config
+from .gan import Adversary
 from .objective import Objective, validate, validation_set
 from .pairs import PairMaker
 
@@ -68,12 +69,14 @@ def init_matching(model: nn.Module, path: str) -> list[str]:
     return sorted(same)
 
 
-def init_stage2(model: DiffIRS2, teacher_path: str) -> DiffIRS1:
-    """Stage 2 starts its DIRformer from stage 1 (official ``pretrain_network_g``, strict=False)."""
+def init_stage2(model: DiffIRS2, teacher_path: str, keep_dirformer: bool = False) -> DiffIRS1:
+    """Stage 2 starts its DIRformer from stage 1 (official ``pretrain_network_g``, strict=False),
+    unless it fine-tunes a finished stage 2 (S2-GAN: ``keep_dirformer``, the ``init`` weights')."""
     teacher = load_network(teacher_path)
     if not isinstance(teacher, DiffIRS1):
         raise ValueError(f"{teacher_path}: the teacher must be a stage-1 network")
-    model.dirformer.load_state_dict(teacher.dirformer.state_dict())
+    if not keep_dirformer:
+        model.dirformer.load_state_dict(teacher.dirformer.state_dict())
     return teacher.requires_grad_(False).eval()
 
 
@@ -111,6 +114,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.step_no, self.best, self.seconds = 0, -math.inf, 0.0
         self.phase, self.opt, self.objective = "", None, None
+        self.core: Objective | None = None  # the objective unwrapped (DDP, compile)
         self._opt_state: dict | None = None
         self.writer = None
         self.setup()
@@ -125,8 +129,14 @@ class Trainer:
         if cfg.init and not (run / "last.pt").is_file():
             copied = init_matching(self.model, cfg.init)
             self.say(f"initialised {len(copied)}/{len(self.model.state_dict())} tensors from {cfg.init}")
-        self.teacher = init_stage2(self.model, cfg.teacher) if cfg.stage == "s2" else None  # type: ignore[arg-type]
+        fine_tune = cfg.gan_weight > 0 and bool(cfg.init)
+        self.teacher = init_stage2(self.model, cfg.teacher, fine_tune) if cfg.stage == "s2" else None  # type: ignore[arg-type]
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        self.adversary = None
+        if cfg.gan_weight > 0:
+            if cfg.stage != "s2":
+                raise SystemExit("the GAN terms (gan_weight) belong to stage 2 (S2-GAN)")
+            self.adversary = Adversary(cfg.gan_weight, cfg.feature_weight, cfg.lr_disc, cfg.disc_feat, self.device)
         self.resume()
         self.model.to(self.device, memory_format=torch.channels_last).train()
         self.ema.to(self.device).eval()
@@ -145,6 +155,8 @@ class Trainer:
         self.ema.load_state_dict(state["ema"])
         self.step_no, self.best, self._opt_state = state["step"], state["best"], state["optimizer"]
         self.seconds = float(state.get("seconds", 0.0))
+        if self.adversary is not None and "adversary" in state:
+            self.adversary.load_state_dict(state["adversary"])
         self.say(
             f"resuming {self.run} at step {self.step_no}, {self.seconds / 60:.1f} min spent (best {self.best:.3f})"
         )
@@ -199,7 +211,9 @@ class Trainer:
         for name, p in self.model.named_parameters():
             p.requires_grad_(phase != "encoder" or not name.startswith("dirformer."))
         params = [p for p in self.model.parameters() if p.requires_grad]
-        objective: nn.Module = Objective(self.model, self.teacher, phase, cfg.hole_weight, cfg.fft_weight)
+        adversary = self.adversary if phase == "joint" else None
+        self.core = Objective(self.model, self.teacher, phase, cfg.hole_weight, cfg.fft_weight, adversary, cfg.usm_gt)
+        objective: nn.Module = self.core
         if self.distributed:
             objective = DistributedDataParallel(objective)
         self.objective = torch.compile(objective) if cfg.compile else objective
@@ -227,6 +241,9 @@ class Trainer:
         if cfg.grad_clip:
             nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], cfg.grad_clip)
         self.opt.step()
+        adversary, out = self.core.adversary, self.core.last_out  # type: ignore[union-attr]
+        if adversary is not None and out is not None:
+            parts.update(adversary.update(out, gt))
         ema_update(self.ema, self.model, min(cfg.ema, (1 + self.step_no) / (10 + self.step_no)))
         self.step_no += 1
         return {"lr": lr, **parts}
@@ -235,7 +252,7 @@ class Trainer:
 
     def validate_and_save(self) -> float:
         score = validate(self.ema, self.val)
-        improved = score > self.best
+        improved = score > self.best or self.adversary is not None  # S2-GAN: the latest (PSNR is not its aim)
         if improved:
             self.best = score
             save_pretrained(self.ema, self.run / "best", step=self.step_no, val_psnr=f"{score:.3f}")
@@ -247,7 +264,8 @@ class Trainer:
         assert self.opt is not None
         _atomic_save(
             {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "step": self.step_no, "best": self.best,
-             "seconds": self.seconds, "optimizer": {"phase": self.phase, "state": self.opt.state_dict()}},
+             "seconds": self.seconds, "optimizer": {"phase": self.phase, "state": self.opt.state_dict()},
+             **({"adversary": self.adversary.state_dict()} if self.adversary is not None else {})},
             self.run / "last.pt",
         )  # fmt: skip
 
@@ -277,6 +295,10 @@ class Trainer:
 
     def fit(self) -> None:
         cfg = self.cfg
+        if self.fraction() >= 1:  # a resumed run whose budget is spent (a campaign resumed in stage 2)
+            self.say(f"{self.run} has finished its {cfg.minutes:g} minutes (step {self.step_no})")
+            self.close()
+            return
         self.say(f"training {cfg.task} {cfg.stage} on {self.world} x {self.device}, step {self.step_no}")
         last_val = last_ckpt = self.seconds
         t_log, n_log = time.perf_counter(), 0

@@ -1,5 +1,5 @@
 """What training minimises (pixel L1, the frequency L1, the inpainting hole weighting, the IPR L1
-of stage 2) and how it is validated (the registry's evaluation protocol through ``forward_padded``)."""
+of stage 2, the S2-GAN terms of ``gan.py``) and how it is validated (the registry's evaluation protocol through ``forward_padded``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..inference.forward import forward_padded
 from ..nets.model import DiffIRS1, DiffIRS2
 from ..tasks import get_task, image_tensor, tensor_image
 from .data import validation_images
+from .gan import Adversary, usm_sharp
 
 
 def pixel_loss(
@@ -34,12 +35,21 @@ def pixel_loss(
 
 class Objective(nn.Module):
     def __init__(
-        self, model: DiffIRS1 | DiffIRS2, teacher: DiffIRS1 | None, phase: str, hole_weight: float, fft_weight: float
+        self,
+        model: DiffIRS1 | DiffIRS2,
+        teacher: DiffIRS1 | None,
+        phase: str,
+        hole_weight: float,
+        fft_weight: float,
+        adversary: Adversary | None = None,
+        usm_gt: bool = False,
     ) -> None:
         super().__init__()
         self.model, self.phase = model, phase
-        self.hole_weight, self.fft_weight = hole_weight, fft_weight
+        self.hole_weight, self.fft_weight, self.usm_gt = hole_weight, fft_weight, usm_gt
         self.teacher = [teacher]  # not a submodule: frozen, never synchronised
+        self.adversary = adversary  # S2-GAN (joint phase only); it keeps its own optimiser
+        self.last_out: torch.Tensor | None = None  # the output, detached, for the discriminator's step
 
     def forward(self, lq: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         task = self.model.config.task
@@ -56,9 +66,15 @@ class Objective(nn.Module):
             l_ipr = F.l1_loss(ipr, ipr_s1)
             return l_ipr, {"l_ipr": float(l_ipr.detach())}
         out, iprs = self.model(lq, ipr_s1)
-        l_pix = pixel_loss(task, out, gt, lq, self.hole_weight, self.fft_weight)
+        target = usm_sharp(gt) if self.usm_gt else gt
+        l_pix = pixel_loss(task, out, target, lq, self.hole_weight, self.fft_weight)
         l_ipr = F.l1_loss(iprs[-1], ipr_s1)
-        return l_pix + l_ipr, {"l_pix": float(l_pix.detach()), "l_ipr": float(l_ipr.detach())}
+        parts = {"l_pix": float(l_pix.detach()), "l_ipr": float(l_ipr.detach())}
+        if self.adversary is None:
+            return l_pix + l_ipr, parts
+        self.last_out = out.detach()
+        l_adv, adv_parts = self.adversary.generator_terms(out, gt)
+        return l_pix + l_ipr + l_adv, {**parts, **adv_parts}
 
 
 def validation_set(task_name: str, cache: Path, long_side: int = 256) -> list[tuple[np.ndarray, dict, np.ndarray]]:

@@ -1,0 +1,80 @@
+"""The S2-GAN stage: the discriminator, Real-ESRGAN's unsharp mask, and a fine-tuning run that starts
+from a finished stage 2, trains both players and resumes."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import torch
+
+from diffir import load_network
+from diffir.training.gan import UNetDiscriminatorSN, usm_sharp
+from diffir.training.loop import train
+
+from .helpers import photo
+from .test_train import _cfg
+
+
+def _usm_reference(img: np.ndarray, weight: float = 0.5, radius: int = 50, threshold: int = 10) -> np.ndarray:
+    """Real-ESRGAN's ``basicsr.utils.img_process_util.usm_sharp`` (numpy + OpenCV), as published."""
+    if radius % 2 == 0:
+        radius += 1
+    blur = cv2.GaussianBlur(img, (radius, radius), 0)
+    residual = img - blur
+    mask = (np.abs(residual) * 255 > threshold).astype("float32")
+    soft_mask = cv2.GaussianBlur(mask, (radius, radius), 0)
+    sharp = np.clip(img + weight * residual, 0, 1)
+    return soft_mask * sharp + (1 - soft_mask) * img
+
+
+def test_usm_matches_real_esrgan():
+    img = photo(96, 120, seed=3)
+    ours = usm_sharp(torch.from_numpy(img).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
+    ref = _usm_reference(img)
+    assert np.abs(ours - ref).max() < 1e-4
+    assert np.abs(ours - img).max() > 0.02  # it does sharpen
+
+
+def test_discriminator_judges_every_pixel():
+    d = UNetDiscriminatorSN(3, 8)
+    logits, feats = d(torch.rand(2, 3, 48, 64))
+    assert logits.shape == (2, 1, 48, 64)
+    assert [f.shape[1] for f in feats] == [16, 32, 64, 32, 16, 8]
+
+
+def test_s2_gan_fine_tunes_a_finished_stage_2(tmp_path, cache):
+    s1, s2, gan = tmp_path / "s1", tmp_path / "s2", tmp_path / "gan"
+    train(_cfg(cache, "sr", "s1", iters=2), s1)
+    train(_cfg(cache, "sr", "s2", teacher=str(s1 / "best"), encoder_iters=1, iters=2), s2)
+    cfg = _cfg(cache, "sr", "s2", teacher=str(s1 / "best"), init=str(s2 / "best"), gan_weight=0.1, usm_gt=True,
+               disc_feat=8, iters=3, lr=0.0, min_lr=0.0, ema=0.0)  # fmt: skip
+    train(cfg, gan)
+    log = [json.loads(line) for line in (gan / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in log if "phase" in r]
+    assert all(r["phase"] == "joint" for r in steps)  # no encoder phase: CPEN_S2 is trained already
+    assert all(np.isfinite(r[k]) for r in steps for k in ("l_pix", "l_ipr", "l_gan", "l_fm", "l_d"))
+    # with the generator's learning rate at 0 its DIRformer is still the finished stage 2's, not stage 1's
+    state = torch.load(gan / "last.pt", weights_only=True)
+    start, teacher = load_network(s2 / "best").dirformer.state_dict(), load_network(s1 / "best").dirformer.state_dict()
+    assert all(torch.equal(state["model"][f"dirformer.{k}"], v) for k, v in start.items())
+    assert not all(torch.equal(start[k], teacher[k]) for k in start)
+    # the discriminator learnt, was saved, and carries on when the run is extended
+    disc = state["adversary"]["disc"]
+    assert state["adversary"]["opt"]["state"]
+    cfg.iters = 4
+    train(cfg, gan)
+    after = torch.load(gan / "last.pt", weights_only=True)
+    assert after["step"] == 4 and not torch.equal(after["adversary"]["disc"]["conv0.weight"], disc["conv0.weight"])
+    assert (gan / "best" / "model.safetensors").is_file()
+
+
+def test_a_finished_run_resumes_without_training(tmp_path, cache):
+    """A campaign resumed after its stage 1 had finished reopens that run: nothing to do, no error."""
+    run = tmp_path / "done"
+    cfg = _cfg(cache, "deblur", "s1", iters=2)
+    train(cfg, run)
+    before = (run / "last.pt").read_bytes()
+    trainer = train(cfg, run)
+    assert trainer.step_no == 2 and (run / "last.pt").read_bytes() == before
