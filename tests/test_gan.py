@@ -7,10 +7,12 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 import torch
+from safetensors import safe_open
 
 from diffir import load_network
-from diffir.training.gan import UNetDiscriminatorSN, usm_sharp
+from diffir.training.gan import UNetDiscriminatorSN, export, usm_sharp
 from diffir.training.loop import train
 
 from .helpers import photo
@@ -67,7 +69,17 @@ def test_s2_gan_fine_tunes_a_finished_stage_2(tmp_path, cache):
     train(cfg, gan)
     after = torch.load(gan / "last.pt", weights_only=True)
     assert after["step"] == 4 and not torch.equal(after["adversary"]["disc"]["conv0.weight"], disc["conv0.weight"])
-    assert (gan / "best" / "model.safetensors").is_file()
+    # exported as a shipped style: float16 weights, and the compute on top of the model it started from
+    info = export(gan, tmp_path / "sr_sharp", base_core_hours=1.5)
+    assert (
+        info["total"]["core_hours"] == pytest.approx(1.5 + info["s2_gan"]["core_hours"])
+        and info["s2_gan"]["core_hours"] > 0
+    )
+    assert json.loads((tmp_path / "sr_sharp" / "training.json").read_text()) == info
+    with safe_open(tmp_path / "sr_sharp" / "model.safetensors", "pt") as f:
+        names = list(f.keys())
+        assert names and all(f.get_tensor(k).dtype == torch.float16 for k in names)
+    assert load_network(tmp_path / "sr_sharp").config.task == "sr"
 
 
 def test_a_finished_run_resumes_without_training(tmp_path, cache):

@@ -75,10 +75,11 @@ def _spent_minutes(run: Path) -> float:
     )
 
 
-def compute_spent(root: Path) -> dict[str, float]:
-    """Core-hours (CPU runs) and GPU minutes of every run of a task, from the runs' logs."""
+def compute_spent(root: Path, runs: str = "*/") -> dict[str, float]:
+    """Core-hours (CPU runs) and GPU minutes of every run of a task (``runs``: which folders under
+    ``root``; "" for ``root`` itself), from the runs' logs: their last step record."""
     core_h, gpu_min = 0.0, 0.0
-    for log in root.glob("*/log.jsonl"):
+    for log in root.glob(f"{runs}log.jsonl"):
         last: dict[str, Any] = {}
         for line in log.read_text().splitlines():
             rec = json.loads(line)

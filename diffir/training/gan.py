@@ -13,6 +13,7 @@ taken against an unsharp-masked GT, which moves the output towards crisp edges w
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -137,27 +138,49 @@ SHARP_RECIPE: dict[str, Any] = dict(
 """The S2-GAN stage on top of a finished stage 2 (``run_config`` overrides; ``--set`` changes them)."""
 
 
+def export(run: Path, out: Path, base_core_hours: float) -> dict[str, Any]:
+    """The run's latest EMA weights (``run/best``) as a shipped style (float16) and its ``training.json``: the GAN
+    stage's compute on top of the model it fine-tuned (the card is written by hand)."""
+    import json
+
+    from ..checkpoints import load_network, save_pretrained
+    from ..files import write_atomic
+    from .campaign import compute_spent
+
+    spent = compute_spent(run, runs="")
+    save_pretrained(load_network(run / "best"), out, dtype=torch.float16)
+    info = {"s2_gan": spent, "fine_tuned_from": {"core_hours": base_core_hours},
+            "total": {"core_hours": round(base_core_hours + spent["core_hours"], 4),
+                      "gpu_minutes": spent["gpu_minutes"]}}  # fmt: skip
+    write_atomic(out / "training.json", (json.dumps(info, indent=1) + "\n").encode())
+    return info
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
-    from pathlib import Path
 
     from ..checkpoints import WEIGHTS_DIR
     from .config import parse_sets, run_config
     from .loop import train
 
     p = argparse.ArgumentParser(prog="python -m diffir.training.gan", description=__doc__.splitlines()[0])
-    p.add_argument("--minutes", type=float, required=True, help="time budget in all (a resumed run adds nothing)")
+    p.add_argument("--minutes", type=float, default=0.0, help="time budget in all (a resumed run adds the rest)")
     p.add_argument("--run-dir", type=Path, default=Path("runs/sr_gan"))
     p.add_argument("--init", type=Path, default=WEIGHTS_DIR / "sr", help="the finished stage 2 (default: shipped)")
     p.add_argument("--teacher", type=Path, default=Path("runs/sr/s1/best"), help="its stage-1 network")
     p.add_argument("--set", action="append", metavar="KEY=JSON", help="override a TrainConfig field")
+    p.add_argument("--export", type=Path, metavar="DIR", help="then write the weights there (e.g. weights/sr_sharp)")
     args = p.parse_args(argv)
-    shipped = json.loads((args.init / "config.json").read_text())
-    model = {k: v for k, v in shipped.items() if k not in ("model_type", "task", "stage")}
-    overrides = {**SHARP_RECIPE, "model": model, "init": str(args.init), "teacher": str(args.teacher),
-                 "minutes": args.minutes, **parse_sets(args.set)}  # fmt: skip
-    train(run_config(args.run_dir, overrides, "sr", "s2"), args.run_dir)
+    if args.minutes > 0:
+        shipped = json.loads((args.init / "config.json").read_text())
+        model = {k: v for k, v in shipped.items() if k not in ("model_type", "task", "stage")}
+        overrides = {**SHARP_RECIPE, "model": model, "init": str(args.init), "teacher": str(args.teacher),
+                     "minutes": args.minutes, **parse_sets(args.set)}  # fmt: skip
+        train(run_config(args.run_dir, overrides, "sr", "s2"), args.run_dir)
+    if args.export:
+        base = json.loads((args.init / "training.json").read_text())["total"]["core_hours"]
+        print(json.dumps(export(args.run_dir, args.export, base), indent=1))
     return 0
 
 
