@@ -798,3 +798,13 @@ def test_the_look_is_offered_when_its_model_is_there(monkeypatch, sharp_missing)
     else:
         assert [c[1] for c in looks[0]["choices"]] == ["faithful", "sharp"] and looks[0]["value"] == "faithful"
     assert not [p for p in props if p.get("elem_id") in ("deblur-style", "inpaint-style")]
+
+
+def test_an_example_sets_the_look_it_was_made_with():
+    """The examples' results were made with the default look: clicking one sets it back."""
+    from diffir.app import examples, views
+
+    shown = examples.list_examples("sr")
+    plain = views.example_click("sr", shown, examples.Results("cpu"))(0)
+    looked = views.example_click("sr", shown, examples.Results("cpu"), look=True)(0)
+    assert looked[:-1] == plain and looked[-1] == "faithful"

@@ -88,7 +88,9 @@ def _wire_examples(ui: TabUI, results: examples.Results) -> None:
     outs = [*ins, ui.slider, ui.download, ui.status, c["seed"], c["randomize"], ui.chain_row]
     if ui.closeup is not None:
         outs.append(ui.closeup)
-    ui.dataset.click(views.example_click(ui.task, ui.shown, results), ui.dataset, outs, queue=False,
+    if "style" in c:
+        outs.append(c["style"])
+    ui.dataset.click(views.example_click(ui.task, ui.shown, results, "style" in c), ui.dataset, outs, queue=False,
                      api_visibility="private")  # fmt: skip
 
 

@@ -46,9 +46,13 @@ def leave(request: gr.Request) -> None:
     jobs.cancel(request)
 
 
-def example_click(task: str, shown: list[examples.Example], results: examples.Results) -> Callable[..., tuple]:
+def example_click(
+    task: str, shown: list[examples.Example], results: examples.Results, look: bool = False
+) -> Callable[..., tuple]:
     """Clicking an example: its input, its ready result, and the seed it was made with (random
-    seed off), so Restore with the default settings makes the same picture again."""
+    seed off), so Restore with the default settings makes the same picture again; with ``look``
+    (the tab offers several styles) also the default style the results were made with."""
+    style = (TASKS[task].style().name,) if look else ()
 
     def click(index: int) -> tuple[Any, ...]:
         e = shown[int(index)]
@@ -62,7 +66,7 @@ def example_click(task: str, shown: list[examples.Example], results: examples.Re
         if done is None:
             extra = (None,) if TASKS[task].scale > 1 else ()
             status = "This example's result is still being made; press **Restore** to run it now."
-            return (*inputs, None, None, status, examples.SEED, False, gr.update(visible=False), *extra)
+            return (*inputs, None, None, status, examples.SEED, False, gr.update(visible=False), *extra, *style)
         r = Restored(
             task=task,
             picture=read_image(done),
@@ -76,12 +80,14 @@ def example_click(task: str, shown: list[examples.Example], results: examples.Re
         )
         slider, full = save_outputs(r, e.photo.name)
         status = (
-            f"**Example**, made in advance with seed {examples.SEED} (set above: *Restore* makes it again)"
+            f"**Example**, made in advance with seed {examples.SEED}"
+            + (f" and the {TASKS[task].style().label} look" if look else "")
+            + " (set above: *Restore* makes it again)"
             f" · input {words.picture(r.source)} → output {words.picture(r.picture)}" + words.tooltip(r.summary())
         )
         if TASKS[task].scale > 1:
             extra = (closeup(full, str(e.photo)),)
-        return (*inputs, slider, full, status, examples.SEED, False, gr.update(visible=True), *extra)
+        return (*inputs, slider, full, status, examples.SEED, False, gr.update(visible=True), *extra, *style)
 
     return click
 
