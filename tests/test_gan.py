@@ -65,9 +65,10 @@ def test_s2_gan_fine_tunes_a_finished_stage_2(tmp_path, cache):
     # the discriminator learnt, was saved, and carries on when the run is extended
     disc = state["adversary"]["disc"]
     assert state["adversary"]["opt"]["state"]
-    cfg.iters = 4
+    cfg.iters, cfg.lr_disc = 4, 5e-4  # a resumed run may be given another discriminator rate
     train(cfg, gan)
     after = torch.load(gan / "last.pt", weights_only=True)
+    assert after["adversary"]["opt"]["param_groups"][0]["lr"] == 5e-4
     assert after["step"] == 4 and not torch.equal(after["adversary"]["disc"]["conv0.weight"], disc["conv0.weight"])
     # exported as a shipped style: float16 weights, and the compute on top of the model it started from
     info = export(gan, tmp_path / "sr_sharp", base_core_hours=1.5)

@@ -118,8 +118,12 @@ class Adversary:
         return {"disc": self.disc.state_dict(), "opt": self.opt.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume; the learning rate stays the config's (a resumed run may be given another)."""
+        lr = self.opt.param_groups[0]["lr"]
         self.disc.load_state_dict(state["disc"])
         self.opt.load_state_dict(state["opt"])
+        for g in self.opt.param_groups:
+            g["lr"] = lr
 
 
 # --------------------------------------------------------------------------------------------------
