@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,37 @@ def test_torchrun_two_processes_gloo(tmp_path, cache):
     assert "on 2 x cpu" in res.stdout
     assert torch.load(run / "last.pt", weights_only=True)["step"] == 3
     assert load_network(run / "best").config.task == "deblur"
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie waiting for its reaper counts: it runs no more)."""
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_a_killed_run_leaves_no_bank_writer(tmp_path, cache):
+    """The bank writer is a daemon, which ends with a training process that exits but not with one
+    that is killed (a campaign stopped with kill): it checks its parent between shards."""
+    bank = tmp_path / "bank"
+    script = (
+        "import sys, time\nfrom pathlib import Path\n"
+        "from diffir.training.bank import start_writer\nfrom diffir.training.pairs import Degradation\n"
+        f"p = start_writer(Path({str(bank)!r}), Path({str(cache / 'pool' / 'train')!r}), "
+        "Degradation(task='deblur', patch=16), (1.0,), 0, 2, 2)\n"
+        "print(p.pid, flush=True)\ntime.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    writer = int(proc.stdout.readline())
+    deadline = time.time() + 120
+    while not list(bank.glob("*.npz")) and time.time() < deadline:
+        time.sleep(0.2)
+    assert list(bank.glob("*.npz")) and not _gone(writer)
+    proc.kill()
+    proc.wait()
+    while not _gone(writer) and time.time() < deadline:
+        time.sleep(0.2)
+    assert _gone(writer)

@@ -15,6 +15,7 @@ import io
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +35,20 @@ def write_shard(bank: Path, index: int, lq: np.ndarray, gt: np.ndarray) -> Path:
     return write_atomic(bank / f"{index:06d}.npz", buf.getvalue())
 
 
-def fill(bank: Path, maker: PairMaker, shard_size: int, keep: int, stop_after: int = 0) -> int:
-    """Write shards forever (or ``stop_after`` of them), deleting all but the newest ``keep``."""
+def fill(
+    bank: Path,
+    maker: PairMaker,
+    shard_size: int,
+    keep: int,
+    stop_after: int = 0,
+    alive: Callable[[], bool] = lambda: True,
+) -> int:
+    """Write shards while ``alive()`` (or ``stop_after`` of them), deleting all but the newest ``keep``."""
     bank.mkdir(parents=True, exist_ok=True)
     existing = shard_paths(bank)
     index = int(existing[-1].stem) + 1 if existing else 0
     written = 0
-    while not stop_after or written < stop_after:
+    while (not stop_after or written < stop_after) and alive():
         lq, gt = maker.many(shard_size)
         old = shard_paths(bank)
         for path in old[: max(0, len(old) - (keep - 1))]:  # room for the new one: never more than ``keep``
@@ -53,17 +61,19 @@ def fill(bank: Path, maker: PairMaker, shard_size: int, keep: int, stop_after: i
 
 def _writer(bank: str, pool: str, d: Degradation, scales: tuple[float, ...], seed: int, size: int, keep: int) -> None:
     torch.set_num_threads(1)
+    parent = os.getppid()  # a daemon dies with a parent that exits, not with one that is killed: check
     maker = PairMaker(Path(pool), d, scales, seed)
     if not shard_paths(Path(bank)):
         fill(Path(bank), maker, size, keep, stop_after=1)  # the loop waits for this one: full priority
     os.nice(15)  # then idle time only: the training loop keeps priority
-    fill(Path(bank), maker, size, keep)
+    fill(Path(bank), maker, size, keep, alive=lambda: os.getppid() == parent)
 
 
 def start_writer(
     bank: Path, pool: Path, d: Degradation, scales: tuple[float, ...], seed: int, shard_size: int, keep: int
 ) -> mp.Process:
-    """The background writer (a daemon process: it ends with the training process)."""
+    """The background writer (a daemon process: it ends with the training process, and after its
+    current shard when that process is killed)."""
     ctx = mp.get_context("spawn")
     p = ctx.Process(
         target=_writer, args=(str(bank), str(pool), d, scales, seed, shard_size, keep), daemon=True, name="bank"
