@@ -55,3 +55,23 @@ def test_e2e_stroke_mask_and_the_old_grid():
     assert mask[:, :40].sum() == 0  # strokes, not a frame
     assert len(_old_tile_grid(1024, 1024, 512, 32, 8)) == 9 and len(tile_grid(1024, 1024, 512, 32, 8)) == 4
     assert np.isclose(sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in tile_grid(1024, 1024, 512, 32, 8)), 4 * 528**2)
+
+
+def test_profile_splits_the_time_by_network_part(monkeypatch, tmp_path):
+    """``bench --profile``: every part of the network is timed (CPEN too, which the pipeline calls by
+    its parts), the parts fit in the wall time, and the operators with the most self time are named."""
+    from diffir import save_pretrained
+    from diffir.bench import e2e
+
+    from .helpers import random_model
+
+    save_pretrained(random_model("sr"), tmp_path / "sr")
+    monkeypatch.setenv("DIFFIR_WEIGHTS", str(tmp_path))
+    monkeypatch.setitem(e2e.E2E, "tiny", ("sr", 48))
+    r = e2e.profile_case("tiny", threads=1)
+    assert r["parts"]["CPEN_S2"] > 0 and r["parts"]["DIRformer.encoder_level1"] > 0
+    assert sum(r["parts"].values()) <= r["seconds"]
+    assert r["ops"] and all(v >= 0 for v in r["ops"].values())
+    from diffir.inference.pipeline import get_model
+
+    assert "features" not in vars(get_model("sr").cpen)  # the timing wrapper is gone again

@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--app", action="store_true", help="app startup and first-request latency per tab")
     mode.add_argument("--train", action="store_true", help="training throughput, old recipe against new")
     mode.add_argument("--inpaint-scale", action="store_true", help="inpainting hole PSNR against the working scale")
+    mode.add_argument("--profile", action="store_true", help="where the end-to-end time goes: network parts, operators")
     p.add_argument("--train-seconds", type=float, default=60, help="train: seconds per recipe and round")
     p.add_argument("--train-rounds", type=int, default=2)
     p.add_argument("--tasks", nargs="*", default=["sr", "deblur", "inpaint"], help="train: presets to measure")
@@ -113,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             from .e2e import e2e_case
 
             r = e2e_case(rest[0], rest[1], args.threads)
+        elif kind == "profile":
+            from .e2e import profile_case
+
+            r = profile_case(rest[0], args.threads)
         elif kind == "train":
             from .training import train_child
 
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
     }
     args.common = ["--threads", str(args.threads), "--repeat", str(args.repeat)]
-    for mode in ("sweep", "tiling", "app", "big", "train", "inpaint_scale", "e2e"):
+    for mode in ("sweep", "tiling", "app", "big", "train", "inpaint_scale", "e2e", "profile"):
         if getattr(args, mode):
             return REPORTS[mode](args)
     return report_core(args)
@@ -250,8 +255,32 @@ def report_e2e(args: argparse.Namespace) -> int:
     return 0
 
 
+def report_profile(args: argparse.Namespace) -> int:
+    """The end-to-end cases profiled (each in its own process): network parts and top operators."""
+    from .e2e import E2E
+
+    rows = [_child([*args.common, "--_child", "profile", name]) for name in E2E]
+    lines = []
+    for r in rows:
+        total = r["seconds"]
+        lines += [f"### {r['case']}: {total:.1f} s end to end (profiled)", "", "| part | s | share |", "|---|---|---|"]
+        lines += [
+            f"| {k} | {v:.2f} | {100 * v / total:.0f} % |" for k, v in sorted(r["parts"].items(), key=lambda kv: -kv[1])
+        ]
+        rest = max(0.0, total - sum(r["parts"].values()))  # the parts are disjoint modules
+        lines += [f"| the rest (decode, tiling, blending, encode) | {rest:.2f} | {100 * rest / total:.0f} % |", ""]
+        lines += ["| operator (self time) | s | share |", "|---|---|---|"]
+        lines += [f"| `{k}` | {v:.2f} | {100 * v / total:.0f} % |" for k, v in r["ops"].items()] + [""]
+    text = "\n".join(lines)
+    (args.out / "profile.md").write_text(text)
+    (args.out / "profile.json").write_text(json.dumps({"meta": args.meta, "results": rows}, indent=2) + "\n")
+    print(text)
+    print(f"wrote {args.out / 'profile.md'}")
+    return 0
+
+
 REPORTS = {"e2e": report_e2e, "sweep": report_sweep, "tiling": report_tiling, "app": report_app, "big": report_big,
-           "train": report_train, "inpaint_scale": report_inpaint_scale}  # fmt: skip
+           "train": report_train, "inpaint_scale": report_inpaint_scale, "profile": report_profile}  # fmt: skip
 
 if __name__ == "__main__":
     raise SystemExit(main())

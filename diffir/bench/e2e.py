@@ -87,3 +87,47 @@ def e2e_case(name: str, code: str, threads: int) -> dict:
     seconds = time.perf_counter() - t
     return {"case": name, "code": code, "seconds": seconds, "tiles": result.tiles, "peak_rss_mib": _rss_mib(),
             "model_rss_mib": base, "out_bytes": len(png), "mask_fraction": float(mask.mean()) if mask is not None else 0}  # fmt: skip
+
+
+def profile_case(name: str, threads: int, top: int = 12) -> dict:
+    """Where the time of one end-to-end case goes: wall seconds per part of the network (forward
+    hooks: each DIRformer level, CPEN, the IPR denoiser; the rest is decoding, tiling, blending and
+    encoding) and the torch operators with the most self time (``torch.profiler``)."""
+    from PIL import Image
+    from torch.profiler import ProfilerActivity, profile
+
+    from ..inference.pipeline import Options, get_model, restore
+    from .cases import _test_image
+
+    torch.set_num_threads(threads)
+    task, side = E2E[name]
+    buf = io.BytesIO()
+    Image.fromarray((_test_image(side, side) * 255).round().astype(np.uint8)).save(buf, "PNG")
+    mask = stroke_mask(side) if task == "inpaint" else None
+    model = get_model(task)
+    parts = {f"DIRformer.{n}": m for n, m in model.dirformer.named_children() if any(True for _ in m.parameters())}
+    parts["IPR denoiser"] = model.denoiser
+    spent = dict.fromkeys([*parts, "CPEN_S2"], 0.0)
+
+    def cpen_features(x: torch.Tensor) -> torch.Tensor:  # the pipeline calls CPEN's parts, not CPEN
+        t = time.perf_counter()
+        out = type(model.cpen).features(model.cpen, x)
+        spent["CPEN_S2"] += time.perf_counter() - t
+        return out
+
+    model.cpen.features = cpen_features  # type: ignore[method-assign]
+    started: dict[str, float] = {}
+    hooks = []
+    for part, module in parts.items():
+        hooks.append(module.register_forward_pre_hook(lambda *_, p=part: started.__setitem__(p, time.perf_counter())))
+        hooks.append(module.register_forward_hook(lambda *_, p=part: spent.__setitem__(p, spent[p] + time.perf_counter() - started[p])))  # fmt: skip
+    t = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        restore(task, buf.getvalue(), mask=mask, model=model, options=Options(seed=0)).png()
+    seconds = time.perf_counter() - t
+    for h in hooks:
+        h.remove()
+    del model.cpen.features
+    ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    return {"case": name, "seconds": seconds, "parts": {k: round(v, 3) for k, v in spent.items() if v > 0},
+            "ops": {e.key: round(e.self_cpu_time_total / 1e6, 3) for e in ops[:top]}}  # fmt: skip
