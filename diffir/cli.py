@@ -349,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument(
         "--style",
         choices=sorted({s.name for t in TASKS.values() for s in t.styles}),
-        help="which trained model: faithful (default) or, for --task sr, sharp (GAN-trained: crisper, may invent detail)",
+        help="which trained model: faithful (default) or, for --task sr, sharp (GAN-trained: crisper, may invent "
+        "detail; its weights in weights/sr_sharp/ or under --weights)",
     )
     r.add_argument("--steps", type=int, help=f"reverse diffusion steps, {k.steps_range.low}..T (default: all)")
     r.add_argument("--seed", type=int, help=f"seed of the initial noise, 0..{k.seed_range.high} (default: random)")

@@ -225,7 +225,9 @@ EVAL_DEGRADATIONS: dict[str, Callable[..., tuple[np.ndarray, dict[str, Any]]]] =
 }
 
 SHARP = Style("sharp", "sr_sharp", "Sharp", "Crisper edges and texture (GAN-trained); may invent fine detail")
-"""The S2-GAN model (``training/gan.py``), as the official DiffIRS2-GAN beside the L1 model."""
+"""The S2-GAN model (``training/gan.py``), as the official DiffIRS2-GAN beside the L1 model. Not
+shipped yet (none trained here beat the faithful model: ``weights/sr/README.md``); offered wherever
+``sr_sharp/`` weights are found (``python -m diffir.training.gan --export weights/sr_sharp``)."""
 
 TASKS: dict[str, Task] = {
     "inpaint": Task("inpaint", "Inpainting", "inpaint", 1, 4, "symmetric", "psnr_hole", short="Inpaint",

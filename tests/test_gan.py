@@ -70,8 +70,9 @@ def test_s2_gan_fine_tunes_a_finished_stage_2(tmp_path, cache):
     after = torch.load(gan / "last.pt", weights_only=True)
     assert after["adversary"]["opt"]["param_groups"][0]["lr"] == 5e-4
     assert after["step"] == 4 and not torch.equal(after["adversary"]["disc"]["conv0.weight"], disc["conv0.weight"])
+    assert sorted(p.name for p in (gan / "snapshots").iterdir()) == ["step_000002", "step_000003", "step_000004"]
     # exported as a shipped style: float16 weights, and the compute on top of the model it started from
-    info = export(gan, tmp_path / "sr_sharp", base_core_hours=1.5)
+    info = export(gan, tmp_path / "sr_sharp", base_core_hours=1.5, faithful=s2 / "best", alpha=1.0)
     assert (
         info["total"]["core_hours"] == pytest.approx(1.5 + info["s2_gan"]["core_hours"])
         and info["s2_gan"]["core_hours"] > 0
@@ -91,3 +92,19 @@ def test_a_finished_run_resumes_without_training(tmp_path, cache):
     before = (run / "last.pt").read_bytes()
     trainer = train(cfg, run)
     assert trainer.step_no == 2 and (run / "last.pt").read_bytes() == before
+
+
+def test_network_interpolation_blends_every_weight(tmp_path):
+    from diffir.training.gan import interpolate
+
+    from .helpers import random_model
+
+    a, b = random_model("sr", seed=1), random_model("sr", seed=2)
+    half = interpolate(a, b, 0.25).state_dict()
+    for k, v in a.state_dict().items():
+        if v.is_floating_point():
+            assert torch.allclose(half[k], 0.75 * v + 0.25 * b.state_dict()[k], atol=1e-6), k
+    assert torch.equal(
+        interpolate(a, b, 0.0).state_dict()["dirformer.patch_embed.weight"],
+        a.state_dict()["dirformer.patch_embed.weight"],
+    )

@@ -13,6 +13,7 @@ taken against an unsharp-masked GT, which moves the output towards crisp edges w
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +143,20 @@ SHARP_RECIPE: dict[str, Any] = dict(
 """The S2-GAN stage on top of a finished stage 2 (``run_config`` overrides; ``--set`` changes them)."""
 
 
-def export(run: Path, out: Path, base_core_hours: float) -> dict[str, Any]:
-    """The run's latest EMA weights (``run/best``) as a shipped style (float16) and its ``training.json``: the GAN
-    stage's compute on top of the model it fine-tuned (the card is written by hand)."""
+def interpolate(faithful: nn.Module, sharp: nn.Module, alpha: float) -> nn.Module:
+    """ESRGAN's network interpolation: every weight ``alpha · sharp + (1 − alpha) · faithful``. The
+    GAN model is a fine-tune of the faithful one, so the blend trades detail against fidelity smoothly
+    and without the artefacts of blending the two outputs."""
+    mixed = copy.deepcopy(faithful)
+    own = sharp.state_dict()
+    mixed.load_state_dict({k: torch.lerp(v.float(), own[k].float(), alpha) for k, v in faithful.state_dict().items()})
+    return mixed
+
+
+def export(run: Path, out: Path, base_core_hours: float, faithful: Path, alpha: float = 1.0) -> dict[str, Any]:
+    """The run's latest EMA weights (``run/best``), interpolated with ``faithful`` by ``alpha``, as a
+    shipped style (float16), and its ``training.json``: the GAN stage's compute on top of the model
+    it fine-tuned (the card is written by hand)."""
     import json
 
     from ..checkpoints import load_network, save_pretrained
@@ -152,8 +164,9 @@ def export(run: Path, out: Path, base_core_hours: float) -> dict[str, Any]:
     from .campaign import compute_spent
 
     spent = compute_spent(run, runs="")
-    save_pretrained(load_network(run / "best"), out, dtype=torch.float16)
-    info = {"s2_gan": spent, "fine_tuned_from": {"core_hours": base_core_hours},
+    model = interpolate(load_network(faithful), load_network(run / "best"), alpha)
+    save_pretrained(model, out, dtype=torch.float16)  # type: ignore[arg-type]
+    info = {"s2_gan": spent, "alpha": alpha, "fine_tuned_from": {"core_hours": base_core_hours},
             "total": {"core_hours": round(base_core_hours + spent["core_hours"], 4),
                       "gpu_minutes": spent["gpu_minutes"]}}  # fmt: skip
     write_atomic(out / "training.json", (json.dumps(info, indent=1) + "\n").encode())
@@ -175,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher", type=Path, default=Path("runs/sr/s1/best"), help="its stage-1 network")
     p.add_argument("--set", action="append", metavar="KEY=JSON", help="override a TrainConfig field")
     p.add_argument("--export", type=Path, metavar="DIR", help="then write the weights there (e.g. weights/sr_sharp)")
+    p.add_argument("--alpha", type=float, default=1.0, help="export alpha · GAN + (1 - alpha) · the --init model")
     args = p.parse_args(argv)
     if args.minutes > 0:
         shipped = json.loads((args.init / "config.json").read_text())
@@ -184,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         train(run_config(args.run_dir, overrides, "sr", "s2"), args.run_dir)
     if args.export:
         base = json.loads((args.init / "training.json").read_text())["total"]["core_hours"]
-        print(json.dumps(export(args.run_dir, args.export, base), indent=1))
+        print(json.dumps(export(args.run_dir, args.export, base, args.init, args.alpha), indent=1))
     return 0
 
 

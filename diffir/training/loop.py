@@ -256,6 +256,9 @@ class Trainer:
         if improved:
             self.best = score
             save_pretrained(self.ema, self.run / "best", step=self.step_no, val_psnr=f"{score:.3f}")
+        if self.adversary is not None:  # a GAN's best point is chosen afterwards (NIQE, fidelity): keep each
+            snapshot = self.run / "snapshots" / f"step_{self.step_no:06d}"
+            save_pretrained(self.ema, snapshot, dtype=torch.float16, step=self.step_no, val_psnr=f"{score:.3f}")
         self.write({"step": self.step_no, "val_psnr": score, "best": self.best, "seconds": round(self.seconds, 1)})
         self.say(f"step={self.step_no} val={score:.3f} best={self.best:.3f}{' *' if improved else ''}")
         return score
