@@ -1,5 +1,6 @@
 """What training minimises (pixel L1, the frequency L1, the inpainting hole weighting, the IPR L1
-of stage 2, the S2-GAN terms of ``gan.py``) and how it is validated (the registry's evaluation protocol through ``forward_padded``)."""
+of stage 2, the S2-GAN terms of ``gan.py``) and how it is validated (the registry's evaluation
+protocol through ``forward_padded``)."""
 
 from __future__ import annotations
 
