@@ -18,8 +18,9 @@ _t0 = time.perf_counter()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 log = logging.getLogger("diffir")
 missing = preload_models()
+defaults = {TASKS[t].style().folder for t in TASKS}
 for folder, why in missing.items():  # an extra look (weights/sr_sharp/) is optional: said, not warned
-    (log.warning if folder in TASKS else log.info)("%s unavailable: %s", folder, why)
+    (log.warning if folder in defaults else log.info)("%s unavailable: %s", folder, why)
 demo = queue(build_demo())
 
 if __name__ == "__main__":

@@ -55,8 +55,8 @@ class TabUI:
 
 
 def controls(task: str, styles: tuple[Style, ...]) -> dict[str, Any]:
-    """The look (where several of the task's models are there to choose), steps, tile, seed; overlap (and for inpainting
-    the mask growth) under Advanced."""
+    """The look (where several of the task's models are there to choose), steps, tile, seed;
+    overlap (and for inpainting the mask growth) under Advanced."""
     c: dict[str, Any] = {}
     k = CONTROLS
     if len(styles) > 1:  # one tab, several trained models (SR: faithful / sharp)

@@ -66,23 +66,30 @@ def _use_old_code() -> None:
     tiling.tile_grid = forward.tile_grid = _old_tile_grid  # type: ignore[assignment]
 
 
-def e2e_case(name: str, code: str, threads: int) -> dict:
+def _case_input(name: str) -> tuple[str, bytes, np.ndarray | None]:
+    """(task, the test photo as PNG bytes, the inpainting mask) of an end-to-end case."""
     from PIL import Image
 
+    from .cases import _test_image
+
+    task, side = E2E[name]
+    buf = io.BytesIO()
+    Image.fromarray((_test_image(side, side) * 255).round().astype(np.uint8)).save(buf, "PNG")
+    return task, buf.getvalue(), stroke_mask(side) if task == "inpaint" else None
+
+
+def e2e_case(name: str, code: str, threads: int) -> dict:
     from ..inference.pipeline import Options, get_model, restore
-    from .cases import _rss_mib, _test_image
+    from .cases import _rss_mib
 
     torch.set_num_threads(threads)
     if code == "old":
         _use_old_code()
-    task, side = E2E[name]
-    buf = io.BytesIO()
-    Image.fromarray((_test_image(side, side) * 255).round().astype(np.uint8)).save(buf, "PNG")
-    mask = stroke_mask(side) if task == "inpaint" else None
+    task, png_in, mask = _case_input(name)
     model = get_model(task)
     base = _rss_mib()
     t = time.perf_counter()
-    result = restore(task, buf.getvalue(), mask=mask, model=model, options=Options(seed=0))
+    result = restore(task, png_in, mask=mask, model=model, options=Options(seed=0))
     png = result.png()
     seconds = time.perf_counter() - t
     return {"case": name, "code": code, "seconds": seconds, "tiles": result.tiles, "peak_rss_mib": _rss_mib(),
@@ -93,17 +100,12 @@ def profile_case(name: str, threads: int, top: int = 12) -> dict:
     """Where the time of one end-to-end case goes: wall seconds per part of the network (forward
     hooks: each DIRformer level, CPEN, the IPR denoiser; the rest is decoding, tiling, blending and
     encoding) and the torch operators with the most self time (``torch.profiler``)."""
-    from PIL import Image
     from torch.profiler import ProfilerActivity, profile
 
     from ..inference.pipeline import Options, get_model, restore
-    from .cases import _test_image
 
     torch.set_num_threads(threads)
-    task, side = E2E[name]
-    buf = io.BytesIO()
-    Image.fromarray((_test_image(side, side) * 255).round().astype(np.uint8)).save(buf, "PNG")
-    mask = stroke_mask(side) if task == "inpaint" else None
+    task, png_in, mask = _case_input(name)
     model = get_model(task)
     parts = {f"DIRformer.{n}": m for n, m in model.dirformer.named_children() if any(True for _ in m.parameters())}
     parts["IPR denoiser"] = model.denoiser
@@ -123,7 +125,7 @@ def profile_case(name: str, threads: int, top: int = 12) -> dict:
         hooks.append(module.register_forward_hook(lambda *_, p=part: spent.__setitem__(p, spent[p] + time.perf_counter() - started[p])))  # fmt: skip
     t = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        restore(task, buf.getvalue(), mask=mask, model=model, options=Options(seed=0)).png()
+        restore(task, png_in, mask=mask, model=model, options=Options(seed=0)).png()
     seconds = time.perf_counter() - t
     for h in hooks:
         h.remove()

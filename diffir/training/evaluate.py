@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw
 from ..checkpoints import WEIGHTS_DIR, load_network
 from ..inference.forward import forward_padded
 from ..nets.model import DiffIRS1, DiffIRS2
-from ..tasks import get_task, image_tensor, tensor_image
+from ..tasks import SHARP, get_task, image_tensor, tensor_image
 from . import peers
 from .data import validation_images
 
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = args.weights or (WEIGHTS_DIR / args.task if (WEIGHTS_DIR / args.task).is_dir() else None)
     s2 = load_network(weights) if weights else None
     s1 = load_network(args.s1) if args.s1 else None
-    sharp_dir = WEIGHTS_DIR / "sr_sharp"
+    sharp_dir = WEIGHTS_DIR / SHARP.folder
     sharp_weights = args.sharp or (sharp_dir if args.task == "sr" and sharp_dir.is_dir() else None)
     sharp = load_network(sharp_weights) if sharp_weights else None
     out = args.out or Path("bench_results") / f"eval_{args.task}"
