@@ -15,6 +15,15 @@ from diffir.inference.tiling import tile_grid
 from diffir.nets.model import VARIANTS, build_model
 
 
+@pytest.fixture(autouse=True)
+def _keep_threads():
+    """The bench cases set the process's thread count (they run in child processes): put it back,
+    so later tests that compare with an app server compute as before."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_sweep_case_reports_size_tiles_and_memory():
     r = sweep_case("deblur", 0.05, 128, threads=1)
     w, h = r["input"]
