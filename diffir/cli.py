@@ -32,6 +32,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from .allocator import tune_allocator
 from .checkpoints import convert
 from .errors import ImageError, UserError
 from .files import PART_SUFFIX, write_atomic
@@ -372,4 +373,5 @@ def main(argv: list[str] | None = None) -> int:
     c.set_defaults(func=_convert)
 
     args = parser.parse_args(argv)
+    tune_allocator()
     return int(args.func(args))

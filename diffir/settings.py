@@ -11,6 +11,7 @@ variable                    meaning                                             
 ``DIFFIR_QUEUE_SIZE``       the app's queue length                                       32
 ``DIFFIR_TEMP_TTL``         seconds the app keeps uploads and results (swept on a timer)  3600
 ``DIFFIR_THREADS``          threads the app's model may use (leave cores to other work)   all cores
+``DIFFIR_MALLOC``           ``system``: keep glibc's allocator defaults (``allocator.py``)  ``tuned``
 ==========================  ===========================================================  =============
 """
 
@@ -34,6 +35,14 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"{name}={raw!r} is not a whole number") from None
 
 
+def _choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (the first is the default)."""
+    raw = os.environ.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise SystemExit(f"{name}={raw!r}: use one of {', '.join(choices)}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     weights: str | None
@@ -44,6 +53,7 @@ class Settings:
     queue_size: int
     temp_ttl: int
     threads: int  # 0: torch's default (every core)
+    malloc: str  # "tuned" (allocator.py) or "system"
 
 
 def settings() -> Settings:
@@ -58,4 +68,5 @@ def settings() -> Settings:
         queue_size=_int("DIFFIR_QUEUE_SIZE", 32),
         temp_ttl=max(1, _int("DIFFIR_TEMP_TTL", 3600)),
         threads=max(0, _int("DIFFIR_THREADS", 0)),
+        malloc=_choice("DIFFIR_MALLOC", ("tuned", "system")),
     )

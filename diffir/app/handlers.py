@@ -16,6 +16,7 @@ import spaces
 import torch
 from PIL import Image
 
+from ..allocator import release_memory, tune_allocator
 from ..errors import UserError
 from ..inference.imageio import Picture
 from ..inference.pipeline import Options, get_model, restore
@@ -35,7 +36,8 @@ def preload_models(device: str = DEVICE) -> dict[str, str]:
     """Load (and on a GPU machine move) every model once (each task's styles); returns {weights
     folder: problem} for those that could not be loaded, so the app still starts and says what is
     missing. ``DIFFIR_THREADS`` caps the threads the models use (a browser or a training run on the
-    same machine keeps a core)."""
+    same machine keeps a core). Tunes the allocator first (``allocator.py``: 1.3-1.8× faster)."""
+    tune_allocator()
     if settings().threads:
         torch.set_num_threads(settings().threads)
     for task in TASKS:
@@ -119,6 +121,8 @@ def _run(
             raise gr.Error(
                 f"The restoration of {name} failed ({type(e).__name__}: {e}). Try a smaller tile size.", title="Error"
             ) from None
+        finally:
+            release_memory()  # the tuned allocator keeps freed memory for the next layer, not the next visitor
     slider, full = save_outputs(result, words.stem(name) + ".png")
     return slider, full, words.done(result), result.seed
 

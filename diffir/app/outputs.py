@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from ..files import write_atomic
-from ..inference.imageio import resize_alpha, resize_rgb, to_integer
+from ..inference.imageio import encode_array_png, resize_alpha, resize_rgb, to_integer
 from ..inference.pipeline import Restored
 from ..settings import settings
 
@@ -146,8 +146,8 @@ def save_outputs(result: Restored, name: str) -> tuple[tuple[str, str], str]:
     src = result.source
     before = _preview(src.rgb, src.alpha, after.size)  # SR: the input resized to the output size
     before_path, after_path = d / "before.png", d / "after.png"
-    before.save(before_path)
-    after.save(after_path)
+    for path, im in ((before_path, before), (after_path, after)):
+        path.write_bytes(encode_array_png(np.asarray(im), 8))  # libpng: twice Pillow's speed
     stem = Path(name).stem or "image"
     full = write_atomic(d / f"{stem}_{result.task}_seed{result.seed}.png", result.png())
     return (str(before_path), str(after_path)), str(full)

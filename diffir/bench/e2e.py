@@ -3,8 +3,9 @@ bytes in, PNG bytes out, default options, 2 threads), the current code against t
 
 Cases (issue 15's goals): a 1024×1024 deblur, a 256×256 → 1024×1024 super-resolution, a 1024×1024
 inpainting with a 10 % stroke mask. Each measurement is its own process (its peak RSS is its own),
-old and new alternate. "old" puts back what this round changed: the tile grid that added a window
-for a sliver (3 × 3 tiles of 512 px for 1024 px) and the blocks that modulate in separate passes.
+old and new alternate. "old" puts back what this round changed: glibc's allocator defaults
+(``allocator.py``), the tile grid that added a window for a sliver (3 × 3 tiles of 512 px for
+1024 px) and the blocks that modulate in separate passes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 
 import numpy as np
 import torch
+
+from ..allocator import tune_allocator
 
 E2E = {"deblur_1024": ("deblur", 1024), "sr_256_to_1024": ("sr", 256), "inpaint_1024": ("inpaint", 1024)}
 
@@ -85,6 +88,8 @@ def e2e_case(name: str, code: str, threads: int) -> dict:
     torch.set_num_threads(threads)
     if code == "old":
         _use_old_code()
+    else:
+        tune_allocator()
     task, png_in, mask = _case_input(name)
     model = get_model(task)
     base = _rss_mib()
@@ -105,6 +110,7 @@ def profile_case(name: str, threads: int, top: int = 12) -> dict:
     from ..inference.pipeline import Options, get_model, restore
 
     torch.set_num_threads(threads)
+    tune_allocator()
     task, png_in, mask = _case_input(name)
     model = get_model(task)
     parts = {f"DIRformer.{n}": m for n, m in model.dirformer.named_children() if any(True for _ in m.parameters())}

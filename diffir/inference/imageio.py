@@ -351,13 +351,18 @@ def _encode_la16(arr: np.ndarray, icc: bytes | None) -> bytes:
     return _with_icc(png, icc) if icc else png
 
 
+PNG_LEVEL = 3
+"""zlib level of colour PNGs, written by libpng (OpenCV): a 1024² photo in 0.27 s, 9 % larger than
+Pillow's level 6, which takes 0.57 s (the SR output is encoded on every request)."""
+
+
 def encode_array_png(arr: np.ndarray, depth: int, icc: bytes | None = None) -> bytes:
     """PNG bytes of an integer array from ``picture_to_array``."""
-    if depth == 16 and (arr.ndim == 3 and arr.shape[2] in (3, 4)):
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
         bgr = arr[..., [2, 1, 0, 3][: arr.shape[2]]]
-        ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr), [cv2.IMWRITE_PNG_COMPRESSION, 6])
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr), [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL])
         if not ok:
-            raise ImageError("could not encode the 16-bit PNG")
+            raise ImageError(f"could not encode the {depth}-bit PNG")
         data = buf.tobytes()
         return _with_icc(data, icc) if icc else data
     if depth == 16 and arr.ndim == 3:  # 16-bit LA: valid PNG that neither Pillow nor OpenCV writes
@@ -365,7 +370,7 @@ def encode_array_png(arr: np.ndarray, depth: int, icc: bytes | None = None) -> b
     if depth == 16:
         im = Image.fromarray(arr.astype(np.uint16))  # mode I;16
     else:
-        mode = "L" if arr.ndim == 2 else {2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]]
+        mode = "L" if arr.ndim == 2 else "LA"
         im = Image.fromarray(arr, mode=mode)
     buf = io.BytesIO()
     im.save(buf, format="PNG", icc_profile=icc, compress_level=6)

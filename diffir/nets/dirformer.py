@@ -6,7 +6,9 @@ Heads, as in the official code:
 * sr:      ×4 upsampler (conv 2C→8C + PixelShuffle(2), twice), 3×3 conv 2C→3, plus the nearest-
            upsampled input. ×2 and ×1 models first unshuffle the LQ by 2 or 4 so that the fixed ×4
            tail lands on their scale;
-* inpaint: 3×3 conv 2C→3 on the 4-channel (masked RGB, mask) input, no residual.
+* inpaint: 3×3 conv 2C→3 on the 4-channel (masked RGB, mask) input, no residual. This project's
+           inpainting weights first fill the hole by pull-push (``prefill``: the network refines a
+           smooth fill instead of inventing colour from zeros); the official ones see zeros.
 
 Decoder level 1 and the refinement stage run at 2C channels (no 1×1 reduction after ``up2_1``).
 """
@@ -32,6 +34,23 @@ def input_multiple(task: Task, scale: int) -> int:
     return 8 * SR_UNSHUFFLE[scale] if task == "sr" else 8
 
 
+def pull_push_fill(rgb: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """``rgb`` with its hole (B×1×H×W, 1 = fill) filled from the known pixels only: the known colour
+    averaged down a ×2 pyramid ("pull"), then brought back up bilinearly into the cells with nothing
+    known ("push"); a smooth, harmonic-like fill in a dozen small passes, on any device."""
+    known = (hole < 0.5).to(torch.float32)
+    x, w = rgb.to(torch.float32) * known, known
+    pyramid = []
+    while min(x.shape[-2:]) > 1:
+        pyramid.append((x, w))
+        x, w = F.avg_pool2d(x, 2, ceil_mode=True), F.avg_pool2d(w, 2, ceil_mode=True)
+    fill = x / w.clamp_min(1e-6)
+    for x, w in reversed(pyramid):
+        up = F.interpolate(fill, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        fill = w * (x / w.clamp_min(1e-6)) + (1 - w) * up  # a cell's known share keeps its own mean
+    return torch.where(known > 0, rgb, fill.to(rgb.dtype))
+
+
 class DIRformer(nn.Module):
     def __init__(
         self,
@@ -44,9 +63,11 @@ class DIRformer(nn.Module):
         ffn_expansion_factor: float = 2.66,
         bias: bool = False,
         norm_type: NormType = "WithBias",
+        prefill: bool = False,
     ) -> None:
         super().__init__()
         self.task = task
+        self.prefill = prefill
         self.scale = scale
         self.unshuffle = SR_UNSHUFFLE[scale] if task == "sr" else 1
         in_channels = 4 if task == "inpaint" else 3 * self.unshuffle**2
@@ -87,6 +108,8 @@ class DIRformer(nn.Module):
 
     def forward(self, x: torch.Tensor, ipr: torch.Tensor) -> torch.Tensor:
         """Restore ``x`` (padded to ``input_multiple``) under the prior ``ipr`` (B×256)."""
+        if self.prefill:  # what lies under the hole never reaches the network
+            x = torch.cat([pull_push_fill(x[:, :3], x[:, 3:4]), x[:, 3:4]], dim=1)
         feat = F.pixel_unshuffle(x, self.unshuffle) if self.unshuffle > 1 else x
         # Channels-last throughout: depthwise and 1×1 convolutions run 2-2.5× faster on CPU.
         feat = feat.contiguous(memory_format=torch.channels_last)

@@ -49,6 +49,7 @@ class DiffIRConfig:
     linear_start: float = 0.1
     linear_end: float = 0.99
     timesteps: int = 4
+    prefill: bool = False  # inpainting: pull-push fill of the hole before DIRformer (ours; official: zeros)
 
     def __post_init__(self) -> None:
         if self.task not in ("deblur", "sr", "inpaint"):
@@ -59,6 +60,8 @@ class DiffIRConfig:
             raise ValueError(f"SR scale must be 1, 2 or 4, got {self.scale}")
         if self.task != "sr" and self.scale != 1:
             raise ValueError(f"{self.task} works at scale 1, got scale={self.scale}")
+        if self.prefill and self.task != "inpaint":
+            raise ValueError("prefill (filling the hole before DIRformer) is for inpainting only")
         for level, (d, h) in enumerate(zip((1, 2, 4, 8), self.heads)):
             if (self.dim * d) % h:
                 raise ValueError(f"level {level + 1}: {self.dim * d} channels do not split into {h} heads")
@@ -100,6 +103,7 @@ def _dirformer(cfg: DiffIRConfig) -> DIRformer:
         ffn_expansion_factor=cfg.ffn_expansion_factor,
         bias=cfg.bias,
         norm_type=cfg.norm_type,
+        prefill=cfg.prefill,
     )
 
 
