@@ -74,6 +74,18 @@ def test_inpainting_dilation_and_crop_strategy(models):
     assert (out[138:152, 598:622] != img[138:152, 598:622]).any()  # the dilated ring was filled too
 
 
+def test_inpainting_crops_around_the_mask_unless_told_not_to(models):
+    img = u8(photo(200, 240))
+    mask = np.zeros((200, 240), bool)
+    mask[90:100, 100:120] = True
+    crop = restore("inpaint", img, mask=mask, model=models["inpaint"], options=Options(seed=0))
+    assert crop.extra["crop"] == "148×138"  # the hole's box and 64 px around it (the default margin)
+    whole = restore("inpaint", img, mask=mask, model=models["inpaint"], options=Options(seed=0, crop_trigger=240))
+    assert "crop" not in whole.extra  # no larger than the trigger: the whole image
+    for r in (crop, whole):
+        assert np.array_equal(decode_reference(r.png())[~mask], img[~mask]) and r.picture.size == (240, 200)
+
+
 def test_inpainting_mask_errors(models):
     img = png_bytes(Image.fromarray(CASES["RGB"]()))
     with pytest.raises(ImageError, match="mask is empty"):
@@ -203,3 +215,19 @@ def test_png_is_returned_for_grey_16_bit(models):
     r = restore("sr", png_bytes(Image.fromarray(g)), model=models["sr"], options=Options(seed=0))
     im = Image.open(io.BytesIO(r.png()))
     assert im.mode == "I;16" and im.size == (68, 52)
+
+
+def test_arrays_are_accepted_as_images(models):
+    rgb = u8(photo(32, 48, seed=5))
+    a = restore("deblur", rgb, model=models["deblur"], options=Options(seed=1))
+    b = restore("deblur", png_bytes(Image.fromarray(rgb)), model=models["deblur"], options=Options(seed=1))
+    assert np.array_equal(a.picture.rgb, b.picture.rgb) and a.source.source_format == "array"
+    floats = restore("deblur", rgb / 255.0, model=models["deblur"], options=Options(seed=1))
+    assert np.allclose(floats.picture.rgb, a.picture.rgb, atol=1e-5)
+    deep = restore("deblur", rgb.astype(np.uint16) * 257, model=models["deblur"], options=Options(seed=1))
+    assert deep.picture.depth == 16 and np.allclose(deep.picture.rgb, a.picture.rgb, atol=1e-5)
+    grey = restore("deblur", rgb[..., 0], model=models["deblur"], options=Options(seed=1))
+    assert grey.picture.grey and grey.picture.rgb.shape == (32, 48, 3)
+    for bad, words in [(rgb[..., :2], "H×W×3"), (rgb * 2.0, r"\[0, 1\]"), (rgb.astype(np.int32), "uint8")]:
+        with pytest.raises(ImageError, match=words):
+            restore("deblur", bad, model=models["deblur"])

@@ -3,7 +3,9 @@
 The shipped inpainting model on the validation photos with painted-stroke masks (the registry's
 ``painted`` evaluation variant), at 512 px long side (the evaluation size), for several ``hole_width`` settings
 (the widest hole run at full scale; 0 = always full scale), beside OpenCV's Telea fill. The setting
-with the best mean is what ``diffir.inference.inpaint.MAX_HOLE_WIDTH`` should be.
+with the best mean is what ``diffir.inference.inpaint.MAX_HOLE_WIDTH`` should be. Then, at that
+width, the crop around the mask: the whole image ("whole") against crops with several margins; the
+best is ``Options.crop_margin`` (``crop_trigger`` 0: always crop).
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 WIDTHS = (0, 64, 48, 32, 24, 16)
+MARGINS = (32, 64, 128, 256)
 
 
-def run(sizes: tuple[int, ...] = (512,), widths: tuple[int, ...] = WIDTHS) -> list[dict]:
+def run(
+    sizes: tuple[int, ...] = (512,), widths: tuple[int, ...] = WIDTHS, margins: tuple[int, ...] = MARGINS
+) -> list[dict]:
     from ..inference.imageio import Picture
     from ..inference.inpaint import hole_width
     from ..inference.pipeline import Options, get_model, restore
@@ -25,18 +30,18 @@ def run(sizes: tuple[int, ...] = (512,), widths: tuple[int, ...] = WIDTHS) -> li
     task, model = get_task("inpaint"), get_model("inpaint")
     rows = []
     for size in sizes:
-        scores: dict[str, list[float]] = {"telea": [], **{str(w): [] for w in widths}}
+        runs = {str(w): {"hole_width": w, "crop_trigger": 10**9} for w in widths}  # the whole image
+        runs |= {f"margin {m}": {"crop_trigger": 0, "crop_margin": m} for m in margins}
+        scores: dict[str, list[float]] = {"telea": [], **{k: [] for k in runs}}
         holes = []
         for i, gt in enumerate(v.astype(np.float32) / 255 for v in validation_images(None, size).values()):
             _, extra = task.eval_pair(gt, i, "painted")
             mask = extra["mask"]
             holes.append(hole_width(mask))
             scores["telea"].append(psnr(inpaint_opencv(gt, mask, "telea"), gt, mask=mask))
-            for w in widths:
-                r = restore(
-                    "inpaint", Picture(gt), mask=mask, model=model, options=Options(seed=i, hole_width=w, tile=0)
-                )
-                scores[str(w)].append(psnr(r.picture.rgb, gt, mask=mask))
+            for key, opts in runs.items():
+                r = restore("inpaint", Picture(gt), mask=mask, model=model, options=Options(seed=i, tile=0, **opts))
+                scores[key].append(psnr(r.picture.rgb, gt, mask=mask))
         row = {"long_side": size, "mean_widest_hole_px": float(np.mean(holes)),
                **{k: float(np.mean(v)) for k, v in scores.items()}}  # fmt: skip
         rows.append(row)

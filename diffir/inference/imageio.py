@@ -235,13 +235,43 @@ def _decode_grey_deep(im: Image.Image) -> tuple[np.ndarray, int]:
     return np.repeat(g[..., None], 3, axis=2), 16 if hi > 255 else 8
 
 
+def picture_from_array(arr: np.ndarray, *, max_pixels: int = DEFAULT_MAX_PIXELS, scale: int = 1) -> Picture:
+    """A ``Picture`` of an H×W (grey), H×W×3 (RGB) or H×W×4 (RGBA) array: uint8, uint16 (16-bit
+    output) or floats in [0, 1]; what ``numpy``, OpenCV (after BGR → RGB) and PIL users hold."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageError(f"an image array must be H×W, H×W×3 or H×W×4; this one is {'×'.join(map(str, arr.shape))}.")
+    _check_size(arr.shape[1], arr.shape[0], max_pixels, scale)
+    if arr.dtype in (np.uint8, np.uint16):
+        depth, x = (16, arr / 65535.0) if arr.dtype == np.uint16 else (8, arr / 255.0)
+    elif np.issubdtype(arr.dtype, np.floating):
+        depth, x = 8, arr.astype(np.float32)
+        if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+            raise ImageError("a float image array must hold values in [0, 1] (no NaN); scale it first.")
+    else:
+        raise ImageError(f"an image array must be uint8, uint16 or float in [0, 1], not {arr.dtype}.")
+    x = np.asarray(x, np.float32)
+    grey = x.ndim == 2
+    rgb = np.repeat(x[..., None], 3, axis=2) if grey else x[..., :3]
+    alpha = x[..., 3] if x.ndim == 3 and x.shape[2] == 4 else None
+    mode = ("L" if grey else "RGBA" if alpha is not None else "RGB") + (";16" if depth == 16 else "")
+    return Picture(np.ascontiguousarray(rgb), alpha, depth, grey, None, mode, "array")
+
+
 def read_image(
-    source: str | os.PathLike[str] | bytes | Image.Image, *, max_pixels: int = DEFAULT_MAX_PIXELS, scale: int = 1
+    source: str | os.PathLike[str] | bytes | Image.Image | np.ndarray,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    scale: int = 1,
 ) -> Picture:
-    """Decode any image Pillow reads (first frame of animations), upright per EXIF, as a ``Picture``.
+    """Decode any image Pillow reads (first frame of animations), upright per EXIF, as a ``Picture``;
+    or take an array as it is (``picture_from_array``).
 
     ``scale``: the result will be this many times larger per side (SR), and ``max_pixels`` limits
     the result, so an oversized input is refused from its header, before it is decoded."""
+    if isinstance(source, np.ndarray):
+        return picture_from_array(source, max_pixels=max_pixels, scale=scale)
     data = _source_bytes(source)
     im = _open(data, max_pixels, scale)
     fmt = im.format or "PNG"

@@ -32,7 +32,7 @@ def check_controls(opts: Any) -> dict[str, Any]:
         "overlap": k.overlap_range.check("overlap", opts.overlap, "tile overlap in pixels"),
         "dilate": k.dilate_range.check("dilate", opts.dilate, "pixels to grow the inpainting mask by"),
         "max_pixels": _POSITIVE.check("max_pixels", opts.max_pixels, "the pixel limit"),
-        "crop_trigger": _POSITIVE.check("crop_trigger", opts.crop_trigger, "inpainting crop threshold in px"),
+        "crop_trigger": Range(0, 2**31).check("crop_trigger", opts.crop_trigger, "inpainting crop threshold in px"),
         "crop_margin": Range(0, 2**31).check("crop_margin", opts.crop_margin, "inpainting crop margin in px"),
         "hole_width": Range(0, 4096).check("hole_width", opts.hole_width, "widest hole run at full scale, 0 = always"),
     }

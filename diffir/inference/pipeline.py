@@ -50,8 +50,8 @@ class Options:
     precision: str = "fp32"  # fp16 / bf16 on a GPU (falls back to fp32 on NaN)
     dilate: int = 0  # inpainting: grow the mask by this many pixels
     max_pixels: int = DEFAULT_MAX_PIXELS
-    crop_trigger: int = 1024  # inpainting: images larger than this (px, long side) are cropped around the mask
-    crop_margin: int = 128
+    crop_trigger: int = 0  # inpainting: images larger than this (px, long side) are cropped around the mask
+    crop_margin: int = 64  # ... with this much context (or half the hole's box, if more): bench --inpaint-scale
     hole_width: int = MAX_HOLE_WIDTH  # inpainting: wider holes are filled downscaled (inpaint.py); 0 = never
 
     def __post_init__(self) -> None:
@@ -149,8 +149,9 @@ def prepare_mask(mask: np.ndarray, size: tuple[int, int], dilate: int) -> np.nda
 
 
 def crop_box(mask: np.ndarray, trigger: int, margin: int) -> tuple[int, int, int, int]:
-    """(y0, y1, x0, x1) to process: the whole image, or the mask's box plus a margin on big images
-    (IOPaint's "Crop" strategy: the network sees the hole at its native scale, quickly)."""
+    """(y0, y1, x0, x1) to process: the mask's box plus a margin (IOPaint's "Crop" strategy), or the
+    whole image when it is no larger than ``trigger``. The crop is faster and, measured, better: the
+    network trained on 96 px patches fills a hole best from its neighbourhood (bench --inpaint-scale)."""
     h, w = mask.shape
     if max(h, w) <= trigger:
         return 0, h, 0, w
