@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from diffir.bench import big_case, sweep_case
-from diffir.bench.e2e import _old_tile_grid, stroke_mask
+from diffir.bench.e2e import stroke_mask
 from diffir.bench.reference import reference_from
 from diffir.inference.tiling import tile_grid
 from diffir.nets.model import VARIANTS, build_model
@@ -58,12 +60,27 @@ def test_reference_network_gives_our_output(variant):
     assert ours.std() > 1e-3  # not a degenerate all-zero comparison
 
 
-def test_e2e_stroke_mask_and_the_old_grid():
+def test_e2e_stroke_mask_and_the_grid():
     mask = stroke_mask(1024)
     assert 0.10 <= mask.mean() < 0.13
     assert mask[:, :40].sum() == 0  # strokes, not a frame
-    assert len(_old_tile_grid(1024, 1024, 512, 32, 8)) == 9 and len(tile_grid(1024, 1024, 512, 32, 8)) == 4
+    assert len(tile_grid(1024, 1024, 512, 32, 8)) == 4
     assert np.isclose(sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in tile_grid(1024, 1024, 512, 32, 8)), 4 * 528**2)
+
+
+def test_e2e_old_code_is_last_rounds(monkeypatch):
+    """ "old" writes colour PNGs with Pillow (same pixels as the libpng writer, another file)."""
+    from diffir.bench import e2e
+    from diffir.inference import imageio
+
+    arr = (np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8)
+    new = imageio.encode_array_png(arr, 8)
+    monkeypatch.setattr(imageio, "encode_array_png", imageio.encode_array_png)  # undone after the test
+    e2e._use_old_code()
+    old = imageio.encode_array_png(arr, 8)
+    assert old != new
+    for png in (old, new):
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), arr)
 
 
 def test_profile_splits_the_time_by_network_part(monkeypatch, tmp_path):

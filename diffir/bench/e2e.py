@@ -4,14 +4,13 @@ bytes in, PNG bytes out, default options, 2 threads), the current code against t
 Cases (issue 15's goals): a 1024×1024 deblur, a 256×256 → 1024×1024 super-resolution, a 1024×1024
 inpainting with a 10 % stroke mask. Each measurement is its own process (its peak RSS is its own),
 old and new alternate. "old" puts back what this round changed: glibc's allocator defaults
-(``allocator.py``), the tile grid that added a window for a sliver (3 × 3 tiles of 512 px for
-1024 px) and the blocks that modulate in separate passes.
+(``allocator.py``), Pillow's PNG writer, and inpainting's whole-image default (``OLD_OPTIONS``).
+The round before (tile grid, fused blocks: 70.1 → 29.5 s for the deblur) is in the weights README.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import time
 
 import numpy as np
@@ -36,37 +35,27 @@ def stroke_mask(side: int, fraction: float = 0.10) -> np.ndarray:
     return mask
 
 
-def _old_tile_grid(h: int, w: int, tile: int, overlap: int, multiple: int = 1) -> list:
-    """The grid before this round: fixed ``tile`` windows, one more whenever the image is a bit wider."""
-    from ..inference.tiling import Tile
-
-    if tile <= 0 or (tile >= h and tile >= w):
-        return [Tile(0, h, 0, w)]
-    tile = max(multiple, tile // multiple * multiple)
-    overlap = min(overlap, tile // 2)
-
-    def starts(n: int) -> list[int]:
-        if tile >= n:
-            return [0]
-        count = math.ceil((n - overlap) / (tile - overlap))
-        pos = [round(i * (n - tile) / (count - 1)) // multiple * multiple for i in range(count)]
-        pos[-1] = n - tile
-        return sorted(set(pos))
-
-    th, tw = min(tile, h), min(tile, w)
-    return [Tile(y, y + th, x, x + tw) for y in starts(h) for x in starts(w)]
+OLD_OPTIONS = {"crop_trigger": 1024, "crop_margin": 128}
+"""Last round's inpainting defaults: the whole image up to 1024 px, 128 px of context around a crop."""
 
 
 def _use_old_code() -> None:
-    from ..inference import forward, tiling
-    from ..nets import blocks
+    """Last round's code where this round changed it (besides ``OLD_OPTIONS`` and the allocator,
+    which "old" leaves at glibc's defaults): colour PNGs written by Pillow at level 6."""
+    from PIL import Image
 
-    def unfused(self: blocks.TransformerBlock, x: torch.Tensor, ipr: torch.Tensor) -> torch.Tensor:
-        x = x + self.dmta(self.norm1(x), ipr)
-        return x + self.dgfn(self.norm2(x), ipr)
+    from ..inference import imageio
 
-    blocks.TransformerBlock.forward = unfused  # type: ignore[method-assign]
-    tiling.tile_grid = forward.tile_grid = _old_tile_grid  # type: ignore[assignment]
+    new_encode = imageio.encode_array_png
+
+    def pillow_png(arr: np.ndarray, depth: int, icc: bytes | None = None) -> bytes:
+        if depth != 8 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+            return new_encode(arr, depth, icc)
+        buf = io.BytesIO()
+        Image.fromarray(arr, "RGB" if arr.shape[2] == 3 else "RGBA").save(buf, "PNG", icc_profile=icc, compress_level=6)
+        return buf.getvalue()
+
+    imageio.encode_array_png = pillow_png  # type: ignore[assignment]
 
 
 def _case_input(name: str) -> tuple[str, bytes, np.ndarray | None]:
@@ -94,7 +83,9 @@ def e2e_case(name: str, code: str, threads: int) -> dict:
     model = get_model(task)
     base = _rss_mib()
     t = time.perf_counter()
-    result = restore(task, png_in, mask=mask, model=model, options=Options(seed=0))
+    result = restore(
+        task, png_in, mask=mask, model=model, options=Options(seed=0, **(OLD_OPTIONS if code == "old" else {}))
+    )
     png = result.png()
     seconds = time.perf_counter() - t
     return {"case": name, "code": code, "seconds": seconds, "tiles": result.tiles, "peak_rss_mib": _rss_mib(),
