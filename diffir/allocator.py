@@ -1,12 +1,12 @@
-"""glibc's allocator set for big, short-lived tensors: 1.3-1.8× end to end on CPU, same outputs.
+"""glibc's allocator set for big, short-lived tensors: about 1.9× end to end on CPU, same outputs.
 
 PyTorch's CPU tensors come straight from ``malloc``. With glibc's defaults every block above the
 mmap threshold (dynamic, at most 32 MB) is a fresh ``mmap`` that is unmapped again on ``free``, and
 the heap's free top is trimmed back to the kernel, so each layer's output is page-faulted in anew,
 4 KiB at a time: 16 million page faults for one 1024² deblurring. Keeping freed memory in one heap
 (no mmap, a 1 GiB trim threshold, one arena for every thread, Gradio's workers included) lets the
-next layer reuse it: 0.5 million faults, and the peak stays within the same few hundred MiB
-(``python -m diffir.bench --e2e`` measures both).
+next layer reuse it: 0.5 million faults. The price is memory held between layers: the peak grows
+by up to half (deblurring 1024²: 1.4 → 2.1 GB; ``python -m diffir.bench --e2e`` measures both).
 
 ``tune_allocator()`` is called by the entry points this project owns (the app, the CLI, training,
 the benchmarks) before the first big allocation; a Python program using ``diffir.restore`` may call

@@ -36,7 +36,7 @@ def preload_models(device: str = DEVICE) -> dict[str, str]:
     """Load (and on a GPU machine move) every model once (each task's styles); returns {weights
     folder: problem} for those that could not be loaded, so the app still starts and says what is
     missing. ``DIFFIR_THREADS`` caps the threads the models use (a browser or a training run on the
-    same machine keeps a core). Tunes the allocator first (``allocator.py``: 1.3-1.8× faster)."""
+    same machine keeps a core). Tunes the allocator first (``allocator.py``: about 1.9× faster)."""
     tune_allocator()
     if settings().threads:
         torch.set_num_threads(settings().threads)

@@ -110,7 +110,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     "inpaint": dict(
         model=dict(dim=24, num_blocks=(1, 1, 1, 2), num_refinement_blocks=0, ffn_expansion_factor=1.8,
-                   norm_type="WithBias", n_encoder_res=2),
+                   norm_type="WithBias", n_encoder_res=2, prefill=True),  # prefill: the inpaint card's A/B
         patch=96, batch=6, image_scales=(0.5, 0.25, 0.15),
     ),
 }  # fmt: skip
