@@ -267,10 +267,11 @@ def app_case(threads: int, side: int = 512) -> dict:
         "GRADIO_ANALYTICS_ENABLED": "False",
         "OMP_NUM_THREADS": str(threads),
     }
-    root = Path(__file__).resolve().parents[1]
+    from ..settings import ROOT  # where app.py lives
+
     log = (tmp / "app.log").open("w")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         while True:
