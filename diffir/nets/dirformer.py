@@ -45,9 +45,8 @@ def pull_push_fill(rgb: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         pyramid.append((x, w))
         x, w = F.avg_pool2d(x, 2, ceil_mode=True), F.avg_pool2d(w, 2, ceil_mode=True)
     fill = x / w.clamp_min(1e-6)
-    for x, w in reversed(pyramid):
-        up = F.interpolate(fill, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        fill = w * (x / w.clamp_min(1e-6)) + (1 - w) * up  # a cell's known share keeps its own mean
+    for x, w in reversed(pyramid):  # x is already the known share of each cell's mean (w · mean)
+        fill = x + (1 - w) * F.interpolate(fill, size=x.shape[-2:], mode="bilinear", align_corners=False)
     return torch.where(known > 0, rgb, fill.to(rgb.dtype))
 
 
