@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..settings import ROOT  # app_case starts app.py there
+
 CASES = {
     "deblur_256": ("deblur", (1, 3, 256, 256)),
     "sr_x4_64": ("sr_x4", (1, 3, 64, 64)),
@@ -267,8 +269,6 @@ def app_case(threads: int, side: int = 512) -> dict:
         "GRADIO_ANALYTICS_ENABLED": "False",
         "OMP_NUM_THREADS": str(threads),
     }
-    from ..settings import ROOT  # where app.py lives
-
     log = (tmp / "app.log").open("w")
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
