@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from diffir import load_network, save_pretrained
-from diffir.training.campaign import run_campaign
+from diffir.training.campaign import run_campaign, shipped_network
 
-from .helpers import tiny_model_fields
+from .helpers import random_model, tiny_model_fields
 
 
 def _overrides(task: str, cache_dir) -> dict:
@@ -60,3 +60,17 @@ def test_campaign_end_to_end(tmp_path, cache, monkeypatch, task):
 def _is(model, reference) -> bool:
     a, b = model.state_dict(), reference.state_dict()
     return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_campaign_without_runs_restarts_from_the_shipped_size(tmp_path, cache, monkeypatch, capsys):
+    """A lost ``runs/`` (a new machine): stage 1 starts from the shipped model at the shipped size,
+    not the preset's, so every tensor but CPEN_S1's first convolution carries over."""
+    monkeypatch.setenv("DIFFIR_CACHE", str(cache))
+    weights, runs = tmp_path / "weights", tmp_path / "runs"
+    save_pretrained(random_model("deblur", "s2"), weights / "deblur")
+    preset_free = {k: v for k, v in _overrides("deblur", cache).items() if k != "model"}
+    run_campaign("deblur", 0.05, runs=runs, weights=weights, overrides=preset_free, long_side=64)
+    s1 = json.loads((runs / "deblur" / "s1" / "config.json").read_text())
+    assert s1["model"] == shipped_network(weights / "deblur") and s1["model"]["dim"] == tiny_model_fields("deblur")["dim"]
+    n = len(load_network(runs / "deblur" / "s1" / "best").state_dict())
+    assert f"initialised {n - 1}/{n} tensors" in capsys.readouterr().out

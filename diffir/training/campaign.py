@@ -4,7 +4,8 @@ when they beat the shipped ones.
     python -m diffir.campaign --task sr --minutes 120
 
 1. Stage 1 (``runs/<task>/s1``) gets ``s1_share`` of the time. A new campaign starts it from the
-   shipped weights (every tensor whose name and shape match), so no campaign starts from scratch;
+   shipped weights, at the shipped network's size unless ``model`` is given (every tensor whose name
+   and shape match: all but CPEN_S1's first convolution), so no campaign starts from scratch;
    a later campaign extends the same run with a new schedule cycle (warm-up, then cosine over its
    own minutes: a warm restart, not the old cosine's tail).
 2. Stage 2 (``runs/<task>/s2_<n>``, new each campaign) starts its DIRformer from stage 1's best
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoints import WEIGHTS_DIR, load_network, save_pretrained
+from ..checkpoints import CONFIG_NAME, WEIGHTS_DIR, config_from_json, load_network, save_pretrained
 from ..files import write_atomic
 from ..nets.model import DiffIRS1, DiffIRS2
 from ..tasks import get_task
@@ -94,6 +95,13 @@ def compute_spent(root: Path, runs: str = "*/") -> dict[str, float]:
     return {"core_hours": round(core_h, 4), "gpu_minutes": round(gpu_min, 2)}
 
 
+def shipped_network(folder: Path) -> dict[str, Any]:
+    """The shipped model's size: its ``DiffIRConfig`` fields other than task and stage (a new stage 1
+    takes it, not the preset's, which may have changed since, so that every tensor carries over)."""
+    fields = config_from_json(json.loads((folder / CONFIG_NAME).read_text()), str(folder)).to_dict()
+    return {k: v for k, v in fields.items() if k not in ("task", "stage")}
+
+
 def run_campaign(
     task: str,
     minutes: float,
@@ -120,6 +128,8 @@ def run_campaign(
 
     s1 = root / "s1"
     init1 = str(shipped) if shipped else ""
+    if shipped and "model" not in overrides and not (s1 / "config.json").is_file():
+        overrides = {**overrides, "model": shipped_network(shipped)}
     s1_from = current.get("s1_from", current["s1_target"] - s1_share * current["minutes"])  # a new cycle
     cfg1 = run_config(
         s1, {**overrides, "minutes": current["s1_target"], "cycle_from": s1_from, "init": init1}, task, "s1"
