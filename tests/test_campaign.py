@@ -71,6 +71,7 @@ def test_campaign_without_runs_restarts_from_the_shipped_size(tmp_path, cache, m
     preset_free = {k: v for k, v in _overrides("deblur", cache).items() if k != "model"}
     run_campaign("deblur", 0.05, runs=runs, weights=weights, overrides=preset_free, long_side=64)
     s1 = json.loads((runs / "deblur" / "s1" / "config.json").read_text())
-    assert s1["model"] == shipped_network(weights / "deblur") and s1["model"]["dim"] == tiny_model_fields("deblur")["dim"]
+    assert s1["model"] == shipped_network(weights / "deblur")
+    assert s1["model"]["dim"] == tiny_model_fields("deblur")["dim"]
     n = len(load_network(runs / "deblur" / "s1" / "best").state_dict())
     assert f"initialised {n - 1}/{n} tensors" in capsys.readouterr().out
