@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from diffir import load_network, save_pretrained
-from diffir.training.campaign import run_campaign, shipped_network
+from diffir.training.campaign import curve_points, keep_curve, run_campaign, shipped_network
 
 from .helpers import random_model, tiny_model_fields
 
@@ -32,6 +32,8 @@ def test_campaign_end_to_end(tmp_path, cache, monkeypatch, task):
     assert torch.load(runs / task / "s2_0" / "last.pt", weights_only=True)["seconds"] >= 0.4 * 0.12 * 60
     info = json.loads((weights / task / "training.json").read_text())
     assert info["total"]["core_hours"] > 1.0 and len(info["campaigns"]) == 1
+    (curve,) = info["curves"]  # the curve is kept with the weights, not only in runs/
+    assert curve["lineage"] == record["date"] and curve["points"][0]["run"] == "s1"
     assert "<!-- campaigns:start -->" in (weights / task / "README.md").read_text()
     assert abs(record["float16_change_db"]) < 0.05
 
@@ -55,6 +57,9 @@ def test_campaign_end_to_end(tmp_path, cache, monkeypatch, task):
     assert load_network(runs / task / "s2_1" / "best").config.dim == shipped.config.dim
     assert torch.load(runs / task / "s1" / "last.pt", weights_only=True)["step"] > st["step"]
     assert not record2["replaced"] and (weights / task / "model.safetensors").read_bytes() == before
+    (curve2,) = json.loads((weights / task / "training.json").read_text())["curves"]  # the same lineage, grown
+    assert curve2["lineage"] == curve["lineage"] and len(curve2["points"]) > len(curve["points"])
+    assert "s2_1" in {p["run"] for p in curve2["points"]}
 
 
 def _is(model, reference) -> bool:
@@ -75,3 +80,21 @@ def test_campaign_without_runs_restarts_from_the_shipped_size(tmp_path, cache, m
     assert s1["model"]["dim"] == tiny_model_fields("deblur")["dim"]
     n = len(load_network(runs / "deblur" / "s1" / "best").state_dict())
     assert f"initialised {n - 1}/{n} tensors" in capsys.readouterr().out
+
+
+def test_a_lost_runs_folder_keeps_its_curve_and_the_next_starts_after_it():
+    info = {"before_campaigns": {"core_hours": 2.0}}
+    keep_curve(info, "2026-11-28 00:18", [{"run": "s1", "step": 10, "hours": 0.5, "val_psnr": 20.0}])
+    assert [p["hours"] for p in curve_points(info)] == [2.5] and curve_points(info)[0]["run"] == "s1"
+    info["before_campaigns"]["core_hours"] = 4.0  # runs/ lost: what it had moves into before_campaigns
+    keep_curve(info, "2026-12-07 14:44", [{"run": "s1", "step": 5, "hours": 0.25, "val_psnr": 21.0}])
+    keep_curve(info, "2026-12-07 14:44", [{"run": "s1", "step": 5, "hours": 0.25, "val_psnr": 21.0},
+                                           {"run": "s2_0", "step": 9, "hours": 0.75, "val_psnr": 21.5}])  # fmt: skip
+    points = curve_points(info)
+    assert [(p["run"], p["hours"]) for p in points] == [
+        ("s1 (2026-11-28)", 2.5),
+        ("s1 (2026-12-07)", 4.25),
+        ("s2_0 (2026-12-07)", 4.75),
+    ]
+    keep_curve(info, "2026-12-07 14:44", [])  # nothing logged: what is stored stays
+    assert curve_points(info) == points

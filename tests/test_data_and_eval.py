@@ -172,3 +172,22 @@ def test_training_curve_counts_hours_once_across_resumes(tmp_path):
     assert [p["hours"] for p in points] == pytest.approx([0.04, 0.05, 0.15])
     plot_curve(points, tmp_path / "curve.png", "t")
     assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+def test_training_curve_lays_runs_out_as_they_ran(tmp_path):
+    # stage 1 for an hour, its stage 2 for half an hour, then stage 1 extended by another hour
+    s1, s2 = tmp_path / "s1", tmp_path / "s2_0"
+    logs = {
+        s1: [
+            {"step": 10, "seconds": 3600, "time": 3600},
+            {"step": 10, "val_psnr": 20.0, "seconds": 3600, "time": 3601},
+            {"step": 20, "seconds": 7200, "time": 9000},
+            {"step": 20, "val_psnr": 21.0, "seconds": 7200, "time": 9001},
+        ],
+        s2: [{"step": 5, "seconds": 1800, "time": 5400}, {"step": 5, "val_psnr": 20.5, "time": 5401}],
+    }
+    for run, recs in logs.items():
+        run.mkdir()
+        (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    points = training_curve([s1, s2])
+    assert [(p["run"], p["hours"]) for p in points] == [("s1", 1.0), ("s2_0", 1.5), ("s1", 2.5)]

@@ -13,7 +13,7 @@ when they beat the shipped ones.
 3. Validation on the 512 px validation photos (the registry's metric, and for SR both the bicubic
    and the real-world degradation): the candidate replaces ``weights/<task>/`` (float16, loaded
    as float32) only if it scores higher; the card's campaign table, the curve and ``training.json``
-   (compute spent, in core-hours and GPU minutes) are updated either way.
+   (compute spent, in core-hours and GPU minutes, and the curve's points) are updated either way.
 
 The same command resumes an interrupted campaign (``runs/<task>/campaign.json`` says where it was);
 a campaign whose ``runs/`` folder is gone starts again from the shipped weights.
@@ -169,6 +169,31 @@ def finish(task: str, root: Path, candidate: Path, shipped: Path | None, out: Pa
     return record
 
 
+def _lineage(root: Path, record: dict[str, Any]) -> str:
+    """When this ``runs/`` folder's first campaign ended: the name its curve keeps in ``training.json``."""
+    done = _state(root)["campaigns"]
+    return done[0]["date"] if done else record["date"]
+
+
+def keep_curve(info: dict[str, Any], lineage: str, points: list[dict[str, float]]) -> None:
+    """Store this lineage's validation curve in ``training.json``, which is in git, so the card's curve
+    outlives ``runs/`` (lost once with a machine); x starts at the compute the model had before it."""
+    if not points:  # nothing logged (yet): what is stored stays
+        info.setdefault("curves", [])
+        return
+    curves = [c for c in info.get("curves", []) if c["lineage"] != lineage]
+    before = info["before_campaigns"]["core_hours"]
+    info["curves"] = [*curves, {"lineage": lineage, "before_core_hours": before, "points": points}]
+
+
+def curve_points(info: dict[str, Any]) -> list[dict[str, float]]:
+    """Every stored curve on one axis (core-hours of the model); runs named by lineage when there are several."""
+    curves = info.get("curves", [])
+    return [{**p, "hours": round(c["before_core_hours"] + p["hours"], 3),
+             "run": p["run"] if len(curves) == 1 else f"{p['run']} ({c['lineage'][:10]})"}
+            for c in curves for p in c["points"]]  # fmt: skip
+
+
 def update_card(task: str, root: Path, out: Path, record: dict[str, Any]) -> None:
     """``training.json`` (every campaign and the compute total), the curve, and the card's table."""
     out.mkdir(parents=True, exist_ok=True)
@@ -177,12 +202,14 @@ def update_card(task: str, root: Path, out: Path, record: dict[str, Any]) -> Non
     info.setdefault("campaigns", []).append(record)
     total = info["before_campaigns"]["core_hours"] + record["compute"]["core_hours"]
     info["total"] = {"core_hours": round(total, 4), "gpu_minutes": record["compute"]["gpu_minutes"]}
-    write_atomic(info_path, (json.dumps(info, indent=1) + "\n").encode())
     runs = [root / "s1", *sorted(root.glob("s2_*"))]
-    points = training_curve([r for r in runs if (r / "log.jsonl").is_file()])
+    keep_curve(info, _lineage(root, record), training_curve([r for r in runs if (r / "log.jsonl").is_file()]))
+    write_atomic(info_path, (json.dumps(info, indent=1) + "\n").encode())
+    points = curve_points(info)
     if points:
         with contextlib.suppress(ImportError):  # a GPU machine has no matplotlib: drawn when the weights come home
-            plot_curve(points, out / "curve.png", f"DiffIR {task}: validation score against training time")
+            plot_curve(points, out / "curve.png", f"DiffIR {task}: validation score against training time",
+                       xlabel="core-hours of training of this model (1 thread; earlier ones not on record)")  # fmt: skip
     rows = ["| date | candidate | shipped before | replaced | compute so far |", "|---|---|---|---|---|"]
     for c in info["campaigns"]:
         fmt = ", ".join(f"{k} {v:.2f}" for k, v in c["candidate"].items())

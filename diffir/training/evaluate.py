@@ -24,6 +24,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -289,32 +290,61 @@ def summary_table(task: str, results: list[dict]) -> str:
 def training_curve(run_dirs: list[Path]) -> list[dict[str, float]]:
     """Validation score against cumulative training hours across the runs of one model (stage 1,
     then stage 2). Logs record the seconds spent (older ones the seconds per iteration); a resumed
-    run re-logs the steps after its last checkpoint, and the latest entry for a step wins."""
+    run re-logs the steps after its last checkpoint, and the latest entry for a step wins. Where the
+    logs have wall-clock times, the runs are laid out as they ran (a stage 2 trained between two
+    stretches of stage 1 sits between them on the axis); without them, one after the other."""
+    rows = {run.name: _run_rows(run) for run in run_dirs}
+    timed = all(r["time"] is not None for rs in rows.values() for r in rs)
     points, offset = [], 0.0
-    for run in run_dirs:
-        steps: dict[int, dict] = {}
-        vals: dict[int, float] = {}
-        for line in (run / "log.jsonl").read_text().splitlines():
-            rec = json.loads(line)
-            if "val_psnr" in rec:
-                vals[rec["step"]] = rec["val_psnr"]
-            elif "seconds" in rec or "s_per_it" in rec:
-                steps[rec["step"]] = rec
-        hours, last = 0.0, 0
-        for step in sorted(set(steps) | set(vals)):
-            rec = steps.get(step)
-            if rec is not None:
-                hours = rec["seconds"] / 3600 if "seconds" in rec else hours + rec["s_per_it"] * (step - last) / 3600
-                last = step
-            if step in vals:
-                points.append(
-                    {"run": run.name, "step": step, "hours": round(offset + hours, 3), "val_psnr": vals[step]}
-                )
-        offset += hours
-    return points
+    for name, rs in rows.items():
+        for r in rs:
+            if r["val"] is None:
+                continue
+            before = sum(_hours_at(q, r["time"]) for n, q in rows.items() if n != name) if timed else offset
+            points.append(
+                {"run": name, "step": r["step"], "hours": round(before + r["hours"], 3), "val_psnr": r["val"]}
+            )
+        offset += rs[-1]["hours"] if rs else 0.0
+    return sorted(points, key=lambda p: p["hours"]) if timed else points
 
 
-def plot_curve(points: list[dict[str, float]], path: Path, title: str) -> None:
+def _run_rows(run: Path) -> list[dict[str, Any]]:
+    """One run's log, a row per step: hours spent by then, wall-clock time (if logged), validation score."""
+    steps: dict[int, dict] = {}
+    vals: dict[int, dict] = {}
+    for line in (run / "log.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if "val_psnr" in rec:
+            vals[rec["step"]] = rec
+        elif "seconds" in rec or "s_per_it" in rec:
+            steps[rec["step"]] = rec
+    rows, hours, last = [], 0.0, 0
+    for step in sorted(set(steps) | set(vals)):
+        rec = steps.get(step)
+        if rec is not None:
+            hours = rec["seconds"] / 3600 if "seconds" in rec else hours + rec["s_per_it"] * (step - last) / 3600
+            last = step
+        val = vals.get(step)
+        time_ = (rec or val or {}).get("time")
+        rows.append({"step": step, "hours": hours, "time": time_, "val": val["val_psnr"] if val else None})
+    return rows
+
+
+def _hours_at(rows: list[dict[str, Any]], when: float) -> float:
+    """A run's training hours at a wall-clock time (rows in step order, so in time order)."""
+    hours = 0.0
+    for r in rows:
+        if r["time"] <= when:
+            hours = r["hours"]
+    return hours
+
+
+def plot_curve(
+    points: list[dict[str, float]],
+    path: Path,
+    title: str,
+    xlabel: str = "training hours on this machine (2 shared CPU cores)",
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -325,7 +355,7 @@ def plot_curve(points: list[dict[str, float]], path: Path, title: str) -> None:
         xs = [p["hours"] for p in points if p["run"] == run]
         ys = [p["val_psnr"] for p in points if p["run"] == run]
         ax.plot(xs, ys, marker="o", ms=3, label=run)
-    ax.set_xlabel("training hours on this machine (2 shared CPU cores)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("validation PSNR (dB)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
