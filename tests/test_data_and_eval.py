@@ -13,7 +13,16 @@ from diffir.tasks import get_task
 from diffir.training import degradations as D
 from diffir.training import peers
 from diffir.training.data import PatchSampler, read_pool
-from diffir.training.evaluate import evaluate, inpaint_opencv, main, plot_curve, training_curve, upsample, wiener
+from diffir.training.evaluate import (
+    _segments,
+    evaluate,
+    inpaint_opencv,
+    main,
+    plot_curve,
+    training_curve,
+    upsample,
+    wiener,
+)
 from diffir.training.metrics import psnr, psnr_y, ssim, to_y
 
 from .helpers import EXAMPLES, random_model
@@ -191,3 +200,5 @@ def test_training_curve_lays_runs_out_as_they_ran(tmp_path):
         (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     points = training_curve([s1, s2])
     assert [(p["run"], p["hours"]) for p in points] == [("s1", 1.0), ("s2_0", 1.5), ("s1", 2.5)]
+    xs, _ = _segments(points, "s1")  # drawn with a gap where stage 2 ran, not a line across it
+    assert xs[0] == 1.0 and np.isnan(xs[1]) and xs[2] == 2.5

@@ -339,6 +339,20 @@ def _hours_at(rows: list[dict[str, Any]], when: float) -> float:
     return hours
 
 
+def _segments(points: list[dict[str, float]], run: str) -> tuple[list[float], list[float]]:
+    """One run's points, broken (NaN) where another run trained in between: no line across a gap."""
+    others = [p["hours"] for p in points if p["run"] != run]
+    xs: list[float] = []
+    ys: list[float] = []
+    for p in (p for p in points if p["run"] == run):
+        if xs and any(xs[-1] < h < p["hours"] for h in others):
+            xs.append(float("nan"))
+            ys.append(float("nan"))
+        xs.append(p["hours"])
+        ys.append(p["val_psnr"])
+    return xs, ys
+
+
 def plot_curve(
     points: list[dict[str, float]],
     path: Path,
@@ -352,8 +366,7 @@ def plot_curve(
 
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     for run in dict.fromkeys(p["run"] for p in points):
-        xs = [p["hours"] for p in points if p["run"] == run]
-        ys = [p["val_psnr"] for p in points if p["run"] == run]
+        xs, ys = _segments(points, run)
         ax.plot(xs, ys, marker="o", ms=3, label=run)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("validation PSNR (dB)")
