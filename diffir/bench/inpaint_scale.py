@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-WIDTHS = (0, 64, 48, 32, 24, 16)
+WIDTHS = (0, 128, 96, 64, 48, 32, 24, 16)
 MARGINS = (32, 64, 128, 256)
 
 

@@ -16,13 +16,15 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-MAX_HOLE_WIDTH = 32
-"""The widest hole (px, twice the largest distance to the hole's edge) run at full scale. Measured
-(``bench --inpaint-scale``, the pull-push model of 2026-11-28 11:55, 8 validation photos at 512 px,
-painted strokes whose widest part averages 68 px, whole image): hole PSNR 19.47 dB at full scale,
-19.52 / 19.48 / 19.60 / 19.54 / 19.32 dB with 64 / 48 / 32 / 24 / 16 px; at 1024 px 19.41 with
-32 px against 19.04 with 16 and 19.29 with 48; OpenCV's Telea 19.16 dB at 512 px. (The zero-fill
-model before it was best at 16 px: a model that starts from a smooth fill copes with wider holes.)"""
+MAX_HOLE_WIDTH = 96
+"""The widest hole (px, twice the largest distance to the hole's edge) run at full scale: the width
+of a training patch. Measured (``bench --inpaint-scale``, 8 validation photos at 512 px, painted
+strokes whose widest part is 30-84 px, averaging 68): the model of 2026-12-07 17:43 scores 19.71 dB
+hole PSNR at full scale (and with 96 or 128 px, which leave these holes at full scale), 19.62 /
+19.50 / 19.49 / 19.53 / 19.40 dB with 64 / 48 / 32 / 24 / 16 px, and with the app's crop (64 px
+of context) 19.70 at 96 px against 19.35 at 32; OpenCV's Telea 19.16. The pull-push model before
+it was best at 32 px (19.60, full scale 19.47), the zero-fill model before that at 16 px: each
+model that starts from a better fill copes with wider holes."""
 EDGE_BLEND = 3  # px inside the hole where the full-resolution continuation fades into the fill
 
 
