@@ -179,7 +179,6 @@ def keep_curve(info: dict[str, Any], lineage: str, points: list[dict[str, float]
     """Store this lineage's validation curve in ``training.json``, which is in git, so the card's curve
     outlives ``runs/`` (lost once with a machine); x starts at the compute the model had before it."""
     if not points:  # nothing logged (yet): what is stored stays
-        info.setdefault("curves", [])
         return
     curves = [c for c in info.get("curves", []) if c["lineage"] != lineage]
     before = info["before_campaigns"]["core_hours"]
