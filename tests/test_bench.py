@@ -101,3 +101,13 @@ def test_profile_splits_the_time_by_network_part(monkeypatch, tmp_path):
     from diffir.inference.pipeline import get_model
 
     assert "features" not in vars(get_model("sr").cpen)  # the timing wrapper is gone again
+
+
+def test_backends_case_runs_the_exported_network_with_the_same_output():
+    pytest.importorskip("onnxruntime")
+    from diffir.bench.backends import backends_case
+
+    r = backends_case("sr", threads=1, repeat=1, side=32)
+    assert r["side"] == 32 and set(r["backends"]) >= {"torch"} and len(r["backends"]) >= 2
+    for name, v in r["backends"].items():
+        assert v["wall_s"] > 0 and v["max_abs_diff"] < 1e-4, name

@@ -18,6 +18,8 @@
                                       # against the previous round's, alternating processes
     python -m diffir.bench --app      # `python app.py` to its first HTTP answer, then the first
                                       # request of each tab at 512x512 through gradio_client
+    python -m diffir.bench --backends # the shipped DIRformers on ONNX Runtime / OpenVINO (if
+                                      # installed) against our torch path, one tile, alternating
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--train", action="store_true", help="training throughput, old recipe against new")
     mode.add_argument("--inpaint-scale", action="store_true", help="inpainting hole PSNR against the working scale")
     mode.add_argument("--profile", action="store_true", help="where the end-to-end time goes: network parts, operators")
+    mode.add_argument("--backends", action="store_true", help="ONNX Runtime / OpenVINO against the torch path")
     p.add_argument("--train-seconds", type=float, default=60, help="train: seconds per recipe and round")
     p.add_argument("--train-rounds", type=int, default=2)
     p.add_argument("--tasks", nargs="*", default=["sr", "deblur", "inpaint"], help="train: presets to measure")
@@ -118,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             from .e2e import profile_case
 
             r = profile_case(rest[0], args.threads)
+        elif kind == "backends":
+            from .backends import backends_case
+
+            r = backends_case(rest[0], args.threads, args.repeat)
         elif kind == "train":
             from .training import train_child
 
@@ -134,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
     }
     args.common = ["--threads", str(args.threads), "--repeat", str(args.repeat)]
-    for mode in ("sweep", "tiling", "app", "big", "train", "inpaint_scale", "e2e", "profile"):
+    for mode in ("sweep", "tiling", "app", "big", "train", "inpaint_scale", "e2e", "profile", "backends"):
         if getattr(args, mode):
             return REPORTS[mode](args)
     return report_core(args)
@@ -279,7 +286,22 @@ def report_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-REPORTS = {"e2e": report_e2e, "sweep": report_sweep, "tiling": report_tiling, "app": report_app, "big": report_big,
+def report_backends(args: argparse.Namespace) -> int:
+    from .backends import SIDES
+
+    rows = [_child([*args.common, "--_child", "backends", task]) for task in SIDES]
+    print(f"{'task':<9}{'backend':<22}{'wall s':>8}{'cpu s':>8}{'vs torch (cpu s)':>18}{'max |diff|':>12}")
+    for r in rows:
+        torch_cpu = r["backends"]["torch"]["cpu_s"]
+        for name, v in r["backends"].items():
+            print(f"{r['task']:<9}{name:<22}{v['wall_s']:>8.2f}{v['cpu_s']:>8.2f}{torch_cpu / v['cpu_s']:>17.2f}x"
+                  f"{v['max_abs_diff']:>12.1e}")  # fmt: skip
+    (args.out / "backends.json").write_text(json.dumps({"meta": args.meta, "results": rows}, indent=2) + "\n")
+    print(f"wrote {args.out / 'backends.json'}")
+    return 0
+
+
+REPORTS = {"backends": report_backends, "e2e": report_e2e, "sweep": report_sweep, "tiling": report_tiling, "app": report_app, "big": report_big,
            "train": report_train, "inpaint_scale": report_inpaint_scale, "profile": report_profile}  # fmt: skip
 
 if __name__ == "__main__":
