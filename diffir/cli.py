@@ -360,7 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     r.add_argument("--overlap", type=int, default=k.overlap, help=f"tile overlap in pixels (default {k.overlap})")
     r.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
-    r.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="GPU precision")
+    r.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "fp16", "bf16", "int8"],
+        help="fp16/bf16: GPU; int8: the 1x1 convolutions quantised on the CPU (faster, see the weights README)",
+    )
     r.add_argument("--dilate", type=int, default=0, help="inpainting: grow the mask by N pixels")
     r.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger results")
     r.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")

@@ -231,3 +231,37 @@ def test_arrays_are_accepted_as_images(models):
     for bad, words in [(rgb[..., :2], "H×W×3"), (rgb * 2.0, r"\[0, 1\]"), (rgb.astype(np.int32), "uint8")]:
         with pytest.raises(ImageError, match=words):
             restore("deblur", bad, model=models["deblur"])
+
+
+def test_int8_precision_is_close_to_float32_and_stays_in_its_own_thread(models):
+    """``--precision int8`` quantises only the blocks' 1×1 convolutions: close to fp32, not equal;
+    another thread running meanwhile stays float32 (the switch is a context variable)."""
+    import threading
+
+    import torch.nn.functional as F
+
+    from diffir.inference.forward import autocast
+    from diffir.nets.pointwise import int8_pointwise, pointwise
+
+    img = photo(40, 48)
+    data = png_bytes(Image.fromarray(u8(img)))
+    fp32 = restore("deblur", data, model=models["deblur"], options=Options(seed=3))
+    int8 = restore("deblur", data, model=models["deblur"], options=Options(seed=3, precision="int8"))
+    a, b = decode_reference(fp32.png()).astype(float), decode_reference(int8.png()).astype(float)
+    psnr = 10 * np.log10(255**2 / np.mean((a - b) ** 2))
+    # random weights amplify the rounding; on the shipped weights int8 is checked within 0.05 dB of fp32
+    # on real photos (test_shipped_weights.py)
+    assert 15 < psnr < 99 and "(int8)" in int8.summary()
+
+    x = torch.rand(1, 8, 6, 5).contiguous(memory_format=torch.channels_last)
+    w, bias = torch.randn(12, 8, 1, 1), torch.randn(12)
+    seen = {}
+    with int8_pointwise():
+        other = threading.Thread(target=lambda: seen.update(out=pointwise(x, w, bias)))
+        other.start()
+        other.join()
+        mine = pointwise(x, w, bias)
+    assert torch.equal(seen["out"], F.conv2d(x, w, bias)) and torch.equal(pointwise(x, w, bias), F.conv2d(x, w, bias))
+    assert 0 < (mine - F.conv2d(x, w, bias)).abs().max() < 0.05 * F.conv2d(x, w, bias).abs().max()
+    with pytest.raises(diffir.OptionsError, match="int8' is a CPU path"):
+        autocast(torch.device("cuda"), "int8")

@@ -16,7 +16,7 @@ import pytest
 
 from diffir import DiffIRS2, load_network
 from diffir.tasks import TASKS as REGISTRY
-from diffir.training.evaluate import evaluate, load_set
+from diffir.training.evaluate import INT8_ROW, evaluate, load_set
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("sr", "deblur", "inpaint")
@@ -63,8 +63,10 @@ MARGINS = {
 @pytest.mark.parametrize("task", TASKS)
 def test_shipped_weights_restore(task, photos, tmp_path):
     metric, baseline, gain = MARGINS[task]
-    result = evaluate(task, photos, load_network(ROOT / "weights" / task), None, tmp_path)
+    result = evaluate(task, photos, load_network(ROOT / "weights" / task), None, tmp_path, int8=True)
     ours = result["mean"]["DiffIR S2 (4 steps)"][metric]
     base = result["mean"][baseline][metric]
     assert ours > base + gain, f"{task}: {ours:.2f} dB vs {baseline} {base:.2f} dB"
+    int8 = result["mean"][INT8_ROW][metric]  # the reduced-precision path's bound (issue 15)
+    assert abs(int8 - ours) < 0.05, f"{task}: int8 {int8:.3f} dB vs fp32 {ours:.3f} dB"
     assert (tmp_path / "crops.png").stat().st_size > 0

@@ -19,7 +19,8 @@
     python -m diffir.bench --app      # `python app.py` to its first HTTP answer, then the first
                                       # request of each tab at 512x512 through gradio_client
     python -m diffir.bench --backends # the shipped DIRformers on ONNX Runtime / OpenVINO (if
-                                      # installed) against our torch path, one tile, alternating
+                                      # installed) and with int8 1x1 convolutions against our
+                                      # torch path, one tile, alternating
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--train", action="store_true", help="training throughput, old recipe against new")
     mode.add_argument("--inpaint-scale", action="store_true", help="inpainting hole PSNR against the working scale")
     mode.add_argument("--profile", action="store_true", help="where the end-to-end time goes: network parts, operators")
-    mode.add_argument("--backends", action="store_true", help="ONNX Runtime / OpenVINO against the torch path")
+    mode.add_argument("--backends", action="store_true", help="ONNX Runtime / OpenVINO / int8 against the torch path")
     p.add_argument("--train-seconds", type=float, default=60, help="train: seconds per recipe and round")
     p.add_argument("--train-rounds", type=int, default=2)
     p.add_argument("--tasks", nargs="*", default=["sr", "deblur", "inpaint"], help="train: presets to measure")
@@ -244,19 +245,22 @@ def report_e2e(args: argparse.Namespace) -> int:
     from .e2e import E2E
 
     rows = []
-    print(f"{'case':<16}{'new s':>8}{'old s':>8}{'speed-up':>10}{'new MiB':>9}{'old MiB':>9}{'tiles':>7}")
+    print(f"{'case':<16}{'new s':>8}{'old s':>8}{'speed-up':>10}{'new MiB':>9}{'old MiB':>9}{'tiles':>7}"
+          f"{'int8 s':>8}{'int8 vs new':>12}{'int8 MiB':>9}")  # fmt: skip
     for name in E2E:
-        runs: dict[str, list[dict]] = {"new": [], "old": []}
+        runs: dict[str, list[dict]] = {"new": [], "old": [], "int8": []}
         for _ in range(args.e2e_rounds):
-            for code in ("new", "old"):
+            for code in runs:
                 runs[code].append(_child([*args.common, "--_child", "e2e", name, code]))
         med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
         peak = {k: max(r["peak_rss_mib"] for r in v) for k, v in runs.items()}
         row = {"case": name, "new_s": med["new"], "old_s": med["old"], "speedup": med["old"] / med["new"],
-               "new_peak_mib": peak["new"], "old_peak_mib": peak["old"], "runs": runs}  # fmt: skip
+               "new_peak_mib": peak["new"], "old_peak_mib": peak["old"], "int8_s": med["int8"],
+               "int8_speedup": med["new"] / med["int8"], "int8_peak_mib": peak["int8"], "runs": runs}  # fmt: skip
         rows.append(row)
         print(f"{name:<16}{med['new']:>8.1f}{med['old']:>8.1f}{row['speedup']:>9.2f}x{peak['new']:>9.0f}"
-              f"{peak['old']:>9.0f}{runs['new'][0]['tiles']:>4}/{runs['old'][0]['tiles']}", flush=True)  # fmt: skip
+              f"{peak['old']:>9.0f}{runs['new'][0]['tiles']:>4}/{runs['old'][0]['tiles']}"
+              f"{med['int8']:>8.1f}{row['int8_speedup']:>11.2f}x{peak['int8']:>9.0f}", flush=True)  # fmt: skip
     (args.out / "e2e.json").write_text(json.dumps({"meta": args.meta, "results": rows}, indent=2) + "\n")
     print(f"wrote {args.out / 'e2e.json'}")
     return 0
@@ -290,13 +294,17 @@ def report_backends(args: argparse.Namespace) -> int:
     from .backends import SIDES
 
     rows = [_child([*args.common, "--_child", "backends", task]) for task in SIDES]
-    print(f"{'task':<9}{'backend':<22}{'wall s':>8}{'cpu s':>8}{'speed vs torch (wall, cpu)':>28}{'max |diff|':>12}")
+    print(
+        f"{'task':<9}{'backend':<22}{'wall s':>8}{'cpu s':>8}{'speed vs torch (wall, cpu)':>28}{'max |diff|':>12}"
+        f"{'PSNR vs torch':>15}"
+    )
     for r in rows:
         ours = r["backends"]["torch"]
         for name, v in r["backends"].items():
             ratios = f"{ours['wall_s'] / v['wall_s']:.2f}x, {ours['cpu_s'] / v['cpu_s']:.2f}x"
             print(
                 f"{r['task']:<9}{name:<22}{v['wall_s']:>8.2f}{v['cpu_s']:>8.2f}{ratios:>28}{v['max_abs_diff']:>12.1e}"
+                f"{v['psnr_vs_torch']:>12.1f} dB"
             )
     (args.out / "backends.json").write_text(json.dumps({"meta": args.meta, "results": rows}, indent=2) + "\n")
     print(f"wrote {args.out / 'backends.json'}")

@@ -1,6 +1,8 @@
 """``python -m diffir.bench --backends``: the shipped DIRformers on ONNX Runtime and OpenVINO against
 this project's torch path, alternating in one process, outputs compared (issue 15: adopt a backend
-only if it is at least 1.5× faster with the same outputs).
+only if it is at least 1.5× faster with the same outputs). A fourth row, ``torch int8``, is our path
+with ``--precision int8`` (the blocks' 1×1 convolutions dynamically quantised: ``nets/pointwise.py``);
+its ``psnr_vs_torch`` is the price in quality on this random input (on photos: ``evaluate --int8``).
 
 Each network is exported once with ``torch.onnx.export`` (the IPR an input, as a deployed model would
 need it), at one 528 px tile (what a 1024 px image is cut into), 128 px for SR (512 px out).
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from ..allocator import tune_allocator
+from ..nets.pointwise import int8_pointwise
 
 SIDES = {"deblur": 528, "sr": 128, "inpaint": 528}
 
@@ -56,6 +59,16 @@ def _runtimes(onnx_file: Path, threads: int) -> dict[str, Callable[[dict[str, np
     return found
 
 
+def _torch_int8(model: torch.nn.Module, x: torch.Tensor, ipr: torch.Tensor) -> np.ndarray:
+    with int8_pointwise():
+        return model.dirformer(x, ipr).numpy()
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2))
+    return 10 * np.log10(1 / mse) if mse > 0 else float("inf")
+
+
 def backends_case(task: str, threads: int, repeat: int, side: int | None = None) -> dict:
     """One shipped DIRformer on every installed runtime: median seconds and max |diff| to torch."""
     from ..inference.pipeline import get_model
@@ -76,9 +89,13 @@ def backends_case(task: str, threads: int, repeat: int, side: int | None = None)
             torch.onnx.export(model.dirformer, (x, ipr), str(onnx_file), dynamo=False, opset_version=17,
                               input_names=["x", "ipr"], output_names=["y"])  # fmt: skip
             export_s = time.perf_counter() - t0
-            runs = {"torch": lambda feeds: model.dirformer(x, ipr).numpy(), **_runtimes(onnx_file, threads)}
+            runs = {
+                "torch": lambda feeds: model.dirformer(x, ipr).numpy(),
+                "torch int8": lambda feeds: _torch_int8(model, x, ipr),
+                **_runtimes(onnx_file, threads),
+            }
             feeds = {"x": x.numpy(), "ipr": ipr.numpy()}
-            diffs = {name: float(np.abs(run(feeds) - ref).max()) for name, run in runs.items()}  # also warms up
+            outs = {name: run(feeds) for name, run in runs.items()}  # also warms up
             times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
             for _ in range(repeat):
                 for name, run in runs.items():
@@ -90,7 +107,8 @@ def backends_case(task: str, threads: int, repeat: int, side: int | None = None)
         name: {
             "wall_s": statistics.median(t[0] for t in ts),
             "cpu_s": statistics.median(t[1] for t in ts),
-            "max_abs_diff": diffs[name],
+            "max_abs_diff": float(np.abs(outs[name] - ref).max()),
+            "psnr_vs_torch": _psnr(outs[name], ref),
         }
         for name, ts in times.items()
     }

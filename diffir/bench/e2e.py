@@ -5,6 +5,7 @@ Cases (issue 15's goals): a 1024×1024 deblur, a 256×256 → 1024×1024 super-r
 inpainting with a 10 % stroke mask. Each measurement is its own process (its peak RSS is its own),
 old and new alternate. "old" puts back what this round changed: glibc's allocator defaults
 (``allocator.py``), Pillow's PNG writer, and inpainting's whole-image default (``OLD_OPTIONS``).
+"int8" is the new code with ``--precision int8`` (the 1×1 convolutions quantised, off by default).
 The round before (tile grid, fused blocks: 70.1 → 29.5 s for the deblur) is in the weights README.
 """
 
@@ -84,9 +85,8 @@ def e2e_case(name: str, code: str, threads: int) -> dict:
     model = get_model(task)
     base = _rss_mib()
     t = time.perf_counter()
-    result = restore(
-        task, png_in, mask=mask, model=model, options=Options(seed=0, **(OLD_OPTIONS if code == "old" else {}))
-    )
+    options = {"old": OLD_OPTIONS, "new": {}, "int8": {"precision": "int8"}}[code]
+    result = restore(task, png_in, mask=mask, model=model, options=Options(seed=0, **options))
     png = result.png()
     seconds = time.perf_counter() - t
     return {"case": name, "code": code, "seconds": seconds, "tiles": result.tiles, "peak_rss_mib": _rss_mib(),

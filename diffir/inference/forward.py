@@ -22,7 +22,9 @@ import torch
 from ..errors import OptionsError
 from ..nets.diffusion import initial_noise
 from ..nets.model import DiffIRS1, DiffIRS2
+from ..nets.pointwise import int8_pointwise
 from ..tasks import get_task
+from .limits import PRECISIONS
 from .tiling import cpen_pooled_tiled, run_tiled, tile_grid
 
 Progress = Callable[[float, str], None]
@@ -47,9 +49,15 @@ def check_device(device: str) -> torch.device:
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
-    """Reduced precision on GPUs only (the CPU path stays float32: the official vectors hold)."""
-    if precision not in ("fp32", "fp16", "bf16"):
-        raise OptionsError(f"unknown precision {precision!r}; use fp32, fp16 or bf16")
+    """fp16 / bf16 on GPUs, int8 1×1 convolutions on the CPU (``nets/pointwise.py``); fp32 otherwise.
+
+    The CPU's default stays float32 (the official vectors hold); fp16 / bf16 asked of the CPU run in fp32."""
+    if precision not in PRECISIONS:
+        raise OptionsError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+    if precision == "int8":
+        if device.type != "cpu":
+            raise OptionsError(f"precision 'int8' is a CPU path; on {device.type} use fp16 or bf16")
+        return int8_pointwise()
     if precision == "fp32" or device.type == "cpu":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16)

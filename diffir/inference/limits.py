@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import ImageError, OptionsError
 from ..tasks import CONTROLS, Range
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")  # int8: CPU only, nets/pointwise.py
 _POSITIVE = Range(1, 2**62)
 
 

@@ -47,7 +47,7 @@ class Options:
     tile: int = CONTROLS.tile  # DIRformer tile in input pixels; 0 = whole image at once
     overlap: int = CONTROLS.overlap
     device: str = "cpu"  # cpu, cuda, mps
-    precision: str = "fp32"  # fp16 / bf16 on a GPU (falls back to fp32 on NaN)
+    precision: str = "fp32"  # fp16 / bf16 on a GPU (falls back to fp32 on NaN); int8 1×1 convs on the CPU
     dilate: int = 0  # inpainting: grow the mask by this many pixels
     max_pixels: int = DEFAULT_MAX_PIXELS
     crop_trigger: int = 0  # inpainting: images larger than this (px, long side) are cropped around the mask

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .pointwise import pointwise
+
 IPR_DIM = 256
 """Width of the IPR vector; hard-coded in the official code (CPEN is 64/128/256 channels wide)."""
 
@@ -93,7 +95,7 @@ class DMTA(nn.Module):
     def fused(self, x_hat: torch.Tensor, norm: LayerNorm2d, ipr: torch.Tensor) -> torch.Tensor:
         """Inference for one image: ``forward(norm(x_hat-before-affine), ipr)`` with the affine folded."""
         weight, bias = fold(self.qkv, norm, self.ipr_proj, ipr)
-        return self.attend(self.qkv_dwconv(F.conv2d(x_hat, weight, bias)))
+        return self.attend(self.qkv_dwconv(pointwise(x_hat, weight, bias)))
 
     def attend(self, qkv: torch.Tensor) -> torch.Tensor:
         b, c3, h, w = qkv.shape
@@ -107,7 +109,8 @@ class DMTA(nn.Module):
         gram = torch.einsum("bnhc,bnhd->bhcd", q, k)  # heads × (C/h × C/h)
         attn = gram * inv_q[..., :, None] * inv_k[..., None, :] * self.temperature
         out = torch.einsum("bhcd,bnhd->bnhc", attn.softmax(dim=-1), v)
-        return self.project_out(out.reshape(b, h, w, c).permute(0, 3, 1, 2))
+        out = out.reshape(b, h, w, c).permute(0, 3, 1, 2)
+        return pointwise(out, self.project_out.weight, self.project_out.bias)  # = self.project_out(out)
 
 
 class DGFN(nn.Module):
@@ -132,11 +135,11 @@ class DGFN(nn.Module):
         dw_w, dw_b = self.dwconv.weight, self.dwconv.bias
         hidden = dw_w.shape[0] // 2
         u = [
-            F.conv2d(F.conv2d(x_hat, wi, bi), dwi, dbi, padding=1, groups=hidden)
+            F.conv2d(pointwise(x_hat, wi, bi), dwi, dbi, padding=1, groups=hidden)
             for wi, bi, dwi, dbi in zip(weight.split(hidden), bias.split(hidden), dw_w.split(hidden),
                                         dw_b.split(hidden) if dw_b is not None else (None, None))
         ]  # fmt: skip
-        return self.project_out(F.gelu(u[0]).mul_(u[1]))
+        return pointwise(F.gelu(u[0]).mul_(u[1]), self.project_out.weight, self.project_out.bias)
 
 
 class TransformerBlock(nn.Module):

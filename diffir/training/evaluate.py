@@ -112,10 +112,18 @@ def inpaint_biharmonic(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def run_model(
     model: DiffIRS1 | DiffIRS2, task: str, lq: np.ndarray, gt: np.ndarray, extra: dict, mode: str, seed: int
 ) -> np.ndarray:
-    """mode: 's2' (all steps), 's2_1step', 's2_cpen' (CPEN_S2 output as the IPR), 's1' (GT-informed IPR)."""
-    ipr_mode = {"s2": "diffusion", "s2_1step": "diffusion", "s2_cpen": "cpen", "s1": "s1"}[mode]
-    steps = 1 if mode == "s2_1step" else None
-    y = forward_padded(model, image_tensor(lq), mode=ipr_mode, gt=image_tensor(gt), steps=steps, seed=seed)  # type: ignore[arg-type]
+    """mode: 's2' (all steps), 's2_int8' (all steps, ``--precision int8``), 's2_1step', 's2_cpen' (CPEN_S2
+    output as the IPR), 's1' (GT-informed IPR)."""
+    ipr_mode = {"s2": "diffusion", "s2_int8": "diffusion", "s2_1step": "diffusion", "s2_cpen": "cpen", "s1": "s1"}
+    y = forward_padded(
+        model,
+        image_tensor(lq),
+        mode=ipr_mode[mode],  # type: ignore[arg-type]
+        gt=image_tensor(gt),
+        steps=1 if mode == "s2_1step" else None,
+        seed=seed,
+        precision="int8" if mode == "s2_int8" else "fp32",
+    )
     out = tensor_image(y)
     if task == "inpaint":
         out = np.where(extra["mask"][..., None], out, gt)
@@ -162,11 +170,12 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
+INT8_ROW = "DiffIR S2 (4 steps, --precision int8)"
 Method = Callable[[np.ndarray, np.ndarray, dict, int], np.ndarray]
 
 
 def methods_for(
-    task: str, s2: DiffIRS2 | None, s1: DiffIRS1 | None, sharp: DiffIRS2 | None = None
+    task: str, s2: DiffIRS2 | None, s1: DiffIRS1 | None, sharp: DiffIRS2 | None = None, int8: bool = False
 ) -> dict[str, Method]:
     """The classical baselines of a task, then our network's rows (the paper's ablations included)."""
     methods: dict[str, Method] = {}
@@ -186,6 +195,7 @@ def methods_for(
         "DiffIR S2 (4 steps)": "s2",
         "DiffIR S2 (1 step)": "s2_1step",
         "S2, CPEN_S2 as IPR (no diffusion)": "s2_cpen",
+        **({INT8_ROW: "s2_int8"} if int8 else {}),
     }
     for label, mode in rows.items() if s2 is not None else ():
         methods[label] = lambda lq, gt, ex, i, mode=mode: run_model(s2, task, lq, gt, ex, mode, i)
@@ -245,9 +255,10 @@ def evaluate(
     out_dir: Path,
     variant: str = "",
     sharp: DiffIRS2 | None = None,
+    int8: bool = False,
 ) -> dict:
     """Every method on every image (seeded degradations): results JSON, markdown table, crops PNG."""
-    methods = methods_for(task, s2, s1, sharp)
+    methods = methods_for(task, s2, s1, sharp, int8)
     per: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
     seconds: dict[str, float] = dict.fromkeys(methods, 0.0)
     crops = []
@@ -265,7 +276,7 @@ def evaluate(
             out = fn(lq, gt, extra, i)
             seconds[m] += time.perf_counter() - t
             per[m].append(score(task, out, gt, extra))
-            if not m.startswith("DiffIR S2 (1") and "no diffusion" not in m:
+            if not m.startswith("DiffIR S2 (1") and "no diffusion" not in m and m != INT8_ROW:
                 panels.append((m, _crop(out, box)))
         if task == "deblur":
             for nsr in WIENER_NSR:
@@ -388,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sharp", help="SR: the S2-GAN (sharp) weights (default: weights/sr_sharp/ if there)")
     p.add_argument("--out", type=Path, help="output folder (default: bench_results/eval_<task>)")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--int8", action="store_true", help="add a row: the shipped model with --precision int8")
     p.add_argument("--variant", action="append", metavar="NAME",
                    help="evaluation degradations instead of the task's own (SR: '' and 'real'; deblur: "
                         "'length=N' for N px trajectories); with several, summary.md puts them side by side")  # fmt: skip
@@ -420,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         print('Real-ESRGAN and NIQE left out: pip install -e ".[eval]" adds them')
     results = []
     for variant in variants:
-        results.append(evaluate(args.task, images, s2, s1, out, variant, sharp))
+        results.append(evaluate(args.task, images, s2, s1, out, variant, sharp, args.int8))
         print(f"{args.task}{' (' + variant + ')' if variant else ''}: {len(images)} images")
         print((out / f"table{_suffix(variant)}.md").read_text())
     if len(results) > 1:
