@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         "--precision",
         default="fp32",
         choices=["fp32", "fp16", "bf16", "int8"],
-        help="fp16/bf16: GPU; int8: the 1x1 convolutions quantised on the CPU (faster, see the weights README)",
+        help="fp16/bf16: GPU; int8: CPU, 1x1 convolutions quantised (not faster on AVX2 CPUs: README, Speed)",
     )
     r.add_argument("--dilate", type=int, default=0, help="inpainting: grow the mask by N pixels")
     r.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger results")

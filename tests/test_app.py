@@ -630,7 +630,7 @@ def _cancel(page, vp: str, log: Path) -> None:
     )
     assert time.time() - t0 < 45
     assert page.locator("#deblur-download a").count() == 0
-    _until("Cancel hidden after the run", lambda: page.locator("#deblur-cancel").is_hidden(), 15, page)
+    _until("Cancel hidden after the run", lambda: page.locator("#deblur-cancel").is_hidden(), 60, page)
     _until("the server's own word that it stopped", lambda: log.read_text().count("deblur: cancelled") > before, 30,
            page)  # fmt: skip
     page.wait_for_timeout(1500)  # nothing comes after: no late result, no "Cancelling" over the status

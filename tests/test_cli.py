@@ -79,6 +79,10 @@ def test_only_good_files_exit_zero_and_single_file_output(tmp_path, weights, cap
     assert main(["restore", "--task", "sr", "-i", str(src), "-o", str(out), "--weights", str(weights), "-q"]) == 0
     assert Image.open(out).size == (96, 64)
     assert "1 restored" in capsys.readouterr().err
+    int8 = tmp_path / "int8.png"  # the CPU's reduced-precision path is reachable from the CLI
+    assert main(["restore", "--task", "sr", "-i", str(src), "-o", str(int8), "--weights", str(weights), "-q",
+                 "--precision", "int8", "--seed", "1"]) == 0  # fmt: skip
+    assert Image.open(int8).size == (96, 64)
 
 
 def test_inpainting_masks_by_name(tmp_path, weights, capsys):
