@@ -26,6 +26,7 @@ import torch
 
 from ..allocator import tune_allocator
 from ..nets.pointwise import int8_pointwise
+from ..training.metrics import psnr
 
 SIDES = {"deblur": 528, "sr": 128, "inpaint": 528}
 
@@ -62,11 +63,6 @@ def _runtimes(onnx_file: Path, threads: int) -> dict[str, Callable[[dict[str, np
 def _torch_int8(model: torch.nn.Module, x: torch.Tensor, ipr: torch.Tensor) -> np.ndarray:
     with int8_pointwise():
         return model.dirformer(x, ipr).numpy()
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2))
-    return 10 * np.log10(1 / mse) if mse > 0 else float("inf")
 
 
 def backends_case(task: str, threads: int, repeat: int, side: int | None = None) -> dict:
@@ -108,7 +104,7 @@ def backends_case(task: str, threads: int, repeat: int, side: int | None = None)
             "wall_s": statistics.median(t[0] for t in ts),
             "cpu_s": statistics.median(t[1] for t in ts),
             "max_abs_diff": float(np.abs(outs[name] - ref).max()),
-            "psnr_vs_torch": _psnr(outs[name], ref),
+            "psnr_vs_torch": psnr(np.clip(outs[name], 0, 1), np.clip(ref, 0, 1)),
         }
         for name, ts in times.items()
     }
