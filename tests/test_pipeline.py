@@ -11,7 +11,9 @@ from PIL import Image
 
 import diffir
 from diffir.inference.imageio import ImageError, read_image
+from diffir.inference.forward import forward_padded
 from diffir.inference.pipeline import Options, restore
+from diffir.tasks import get_task, image_tensor, tensor_image
 
 from .helpers import photo, png_bytes, random_model, u8
 from .test_imageio import CASES, decode_reference, deep_png
@@ -84,6 +86,21 @@ def test_inpainting_crops_around_the_mask_unless_told_not_to(models):
     assert "crop" not in whole.extra  # no larger than the trigger: the whole image
     for r in (crop, whole):
         assert np.array_equal(decode_reference(r.png())[~mask], img[~mask]) and r.picture.size == (240, 200)
+
+
+def test_inpainting_runs_only_the_tiles_that_hold_the_hole(models):
+    """Two marks in opposite corners: the tiles between them are skipped, and every hole pixel gets
+    exactly what running all the tiles gives it."""
+    img = u8(photo(200, 240))
+    mask = np.zeros((200, 240), bool)
+    mask[5:12, 6:14] = mask[185:193, 220:230] = True
+    opts = Options(seed=3, tile=64, overlap=16)
+    r = restore("inpaint", img, mask=mask, model=models["inpaint"], options=opts)
+    assert "crop" not in r.extra and r.tiles == 2  # of the 4×4 windows, the two corners
+    x = image_tensor(get_task("inpaint").network_input(r.source.rgb, mask))
+    every_tile = tensor_image(forward_padded(models["inpaint"], x, seed=3, tile=64, overlap=16))
+    np.testing.assert_array_equal(r.picture.rgb[mask], every_tile[mask])
+    np.testing.assert_array_equal(r.picture.rgb[~mask], r.source.rgb[~mask])
 
 
 def test_inpainting_mask_errors(models):

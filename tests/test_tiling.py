@@ -100,3 +100,21 @@ def test_feathered_tiles_show_no_step_but_hard_cuts_do():
     assert _border_step(tiled, seams) < 1.2 * ref + 1e-4
     assert _border_step(hard, seams) > 1.2 * ref  # the check can fail
     assert abs(_border_step(tiled, interior) - _border_step(whole, interior)) < 0.2 * ref + 1e-4
+
+
+def test_needed_pixels_select_tiles_and_the_input_shows_elsewhere():
+    x = torch.rand(1, 4, 96, 192)
+    calls = []
+
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        calls.append(t.shape[-2:])
+        return t[:, :3] * 2
+
+    needed = np.zeros((96, 192), bool)
+    needed[90, 5] = True  # bottom-left corner only
+    out = run_tiled(x, fn, tile=64, overlap=16, scale=1, multiple=8, needed=needed)
+    assert len(calls) == 1 and len(tile_grid(96, 192, 64, 16, 8)) == 6
+    np.testing.assert_allclose(out[..., 90, 5], 2 * x[:, :3, 90, 5])
+    np.testing.assert_array_equal(out[..., :, 150:], x[:, :3, :, 150:])  # no window ran there
+    everything = run_tiled(x, fn, tile=64, overlap=16, scale=1, multiple=8)
+    np.testing.assert_array_equal(out[0].numpy()[:, needed], everything[0].numpy()[:, needed])

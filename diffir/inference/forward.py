@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from ..errors import OptionsError
@@ -25,7 +26,7 @@ from ..nets.model import DiffIRS1, DiffIRS2
 from ..nets.pointwise import int8_pointwise
 from ..tasks import get_task
 from .limits import PRECISIONS
-from .tiling import cpen_pooled_tiled, run_tiled, tile_grid
+from .tiling import cpen_pooled_tiled, needed_tiles, run_tiled, tile_grid
 
 Progress = Callable[[float, str], None]
 IprMode = Literal["diffusion", "cpen", "s1"]
@@ -63,10 +64,23 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
 
 
-def count_tiles(model: DiffIRS1 | DiffIRS2, h: int, w: int, tile: int, overlap: int) -> int:
-    """How many DIRformer tiles an h×w input takes (after padding)."""
+def _padded_needed(needed: np.ndarray | None, h: int, w: int) -> np.ndarray | None:
+    """``needed`` (unpadded) grown to the padded h×w; padding is never needed."""
+    if needed is None:
+        return None
+    out = np.zeros((h, w), bool)
+    out[: needed.shape[0], : needed.shape[1]] = needed
+    return out
+
+
+def count_tiles(
+    model: DiffIRS1 | DiffIRS2, h: int, w: int, tile: int, overlap: int, needed: np.ndarray | None = None
+) -> int:
+    """How many DIRformer tiles an h×w input takes (after padding); with ``needed`` (h×w bool),
+    only the tiles holding a needed pixel (``tiling.needed_tiles``)."""
     m = model.config.multiple
-    return len(tile_grid(-(-h // m) * m, -(-w // m) * m, tile, overlap, m))
+    hp, wp = -(-h // m) * m, -(-w // m) * m
+    return len(needed_tiles(tile_grid(hp, wp, tile, overlap, m), _padded_needed(needed, hp, wp)))
 
 
 def compute_ipr(
@@ -163,8 +177,12 @@ def forward_padded(
     overlap: int = 0,
     precision: str = "fp32",
     progress: Progress | None = None,
+    needed: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """B×C×H×W float32 input (unpadded, any size) → B×3×(sH)×(sW) float32 CPU output (unclamped)."""
+    """B×C×H×W float32 input (unpadded, any size) → B×3×(sH)×(sW) float32 CPU output (unclamped).
+
+    ``needed`` (H×W bool, inpainting's hole): DIRformer runs only on the tiles that hold a needed
+    pixel; elsewhere the output is the input's first three channels."""
     cfg = model.config
     task = get_task(cfg.task)
     device = next(model.parameters()).device
@@ -176,7 +194,9 @@ def forward_padded(
             progress(0.0, "reading the whole image")
         cpen_tile = CPEN_TILE if tile > 0 else 0
         ipr = compute_ipr(model, xp, mode=mode, gt=gp, steps=steps, seed=seed, cpen_tile=cpen_tile)
-        reporter = _TileReporter(len(tile_grid(*xp.shape[-2:], tile, overlap, cfg.multiple)), progress or _quiet)
+        need = _padded_needed(needed, *xp.shape[-2:])
+        windows = needed_tiles(tile_grid(*xp.shape[-2:], tile, overlap, cfg.multiple), need)
+        reporter = _TileReporter(len(windows), progress or _quiet)
         if progress:
             reporter.stage(0.0)
         with stage_reports(model.dirformer, reporter.stage) if progress else contextlib.nullcontext():
@@ -188,5 +208,6 @@ def forward_padded(
                 scale=cfg.out_scale,
                 multiple=cfg.multiple,
                 progress=reporter.tile if progress else None,
+                needed=need,
             )
     return out[..., : h * cfg.out_scale, : w * cfg.out_scale]

@@ -116,10 +116,16 @@ def get_model(task: str, weights: str | Path | None = None, device: str = "cpu",
 
 
 def _infer(
-    model: DiffIRS2, x: torch.Tensor, seed: int, opts: Options, progress: Progress | None
+    model: DiffIRS2,
+    x: torch.Tensor,
+    seed: int,
+    opts: Options,
+    progress: Progress | None,
+    needed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str]:
-    """Run, retrying in fp32 when reduced precision overflows; returns (H×W×3 float, precision used)."""
-    run = dict(steps=opts.steps, seed=seed, tile=opts.tile, overlap=opts.overlap, progress=progress)
+    """Run, retrying in fp32 when reduced precision overflows; returns (H×W×3 float, precision used).
+    ``needed``: only the tiles holding these pixels run (inpainting's hole)."""
+    run = dict(steps=opts.steps, seed=seed, tile=opts.tile, overlap=opts.overlap, progress=progress, needed=needed)
     precision = opts.precision
     out = forward_padded(model, x, precision=precision, **run)
     if precision != "fp32" and not torch.isfinite(out).all():
@@ -174,9 +180,10 @@ def _check(opts: Options, model: DiffIRS2, source: Picture) -> None:
     check_output_size(*source.size, model.config.out_scale, opts.max_pixels)
 
 
-def _tiles(model: DiffIRS2, h: int, w: int, opts: Options) -> int:
-    """The DIRformer tiles of an h×w region, within the work one request may cause."""
-    tiles = count_tiles(model, h, w, opts.tile, opts.overlap)
+def _tiles(model: DiffIRS2, h: int, w: int, opts: Options, needed: np.ndarray | None = None) -> int:
+    """The DIRformer tiles of an h×w region (those holding a ``needed`` pixel), within the work one
+    request may cause."""
+    tiles = count_tiles(model, h, w, opts.tile, opts.overlap, needed)
     check_work(opts.tile, w, h, tiles)
     return tiles
 
@@ -199,10 +206,9 @@ def _inpaint(
     run: dict[str, Any] = {}
 
     def fill(rgb_s: np.ndarray, hole_s: np.ndarray) -> np.ndarray:
-        run["tiles"] = _tiles(model, *hole_s.shape, opts)
-        pred, run["precision"] = _infer(
-            model, image_tensor(get_task("inpaint").network_input(rgb_s, hole_s)), seed, opts, progress
-        )
+        run["tiles"] = _tiles(model, *hole_s.shape, opts, hole_s)
+        x = image_tensor(get_task("inpaint").network_input(rgb_s, hole_s))
+        pred, run["precision"] = _infer(model, x, seed, opts, progress, needed=hole_s)
         return pred
 
     pred = fill_at_scale(fill, rgb, hole, scale)

@@ -50,6 +50,16 @@ def tile_grid(h: int, w: int, tile: int, overlap: int, multiple: int = 1) -> lis
     return [Tile(y0, y1, x0, x1) for y0, y1 in spans(h) for x0, x1 in spans(w)]
 
 
+def needed_tiles(tiles: list[Tile], needed: np.ndarray | None) -> list[Tile]:
+    """The tiles whose window holds at least one needed pixel (all of them when ``needed`` is None).
+
+    Inpainting keeps only the hole's pixels, so a window without any hole pixel does not change the
+    result: every hole pixel is blended from exactly the same windows as without skipping."""
+    if needed is None:
+        return tiles
+    return [t for t in tiles if needed[t.y0 : t.y1, t.x0 : t.x1].any()]
+
+
 def feather(n: int, ramp: int, start: bool, end: bool) -> np.ndarray:
     """1-D blending weights: a raised-cosine ramp of ``ramp`` px on the sides that overlap others."""
     wgt = np.ones(n, np.float32)
@@ -72,15 +82,21 @@ def run_tiled(
     multiple: int,
     out_channels: int = 3,
     progress: Callable[[int, int], None] | None = None,
+    needed: np.ndarray | None = None,
 ) -> torch.Tensor:
     """Apply ``fn`` (input window → output window ``scale`` times larger) over tiles and blend.
 
     ``x`` is 1×C×H×W with H, W multiples of ``multiple``; accumulation happens on the CPU in
     float32 whatever device ``fn`` runs on, so only one tile lives on the device at a time.
+    ``needed`` (H×W bool, scale 1): only windows holding a needed pixel run (``needed_tiles``);
+    pixels no window covered keep the input's first ``out_channels`` channels.
     """
     _, _, h, w = x.shape
-    tiles = tile_grid(h, w, tile, overlap, multiple)
-    if len(tiles) == 1:
+    grid = tile_grid(h, w, tile, overlap, multiple)
+    tiles = needed_tiles(grid, needed)
+    if needed is not None and scale != 1:
+        raise ValueError("needed pixels select tiles of same-size outputs only (scale 1)")
+    if len(grid) == 1:
         out = fn(x).float().cpu()
         if progress:
             progress(1, 1)
@@ -97,6 +113,10 @@ def run_tiled(
         norm[..., t.y0 * scale : t.y1 * scale, t.x0 * scale : t.x1 * scale] += wgt
         if progress:
             progress(i + 1, len(tiles))
+    if len(tiles) < len(grid):  # skipped windows: the input shows through where nothing was computed
+        empty = norm == 0
+        acc += empty * x[:, :out_channels].float().cpu()
+        norm += empty
     return acc / norm
 
 
