@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 import diffir
-from diffir.inference.imageio import ImageError, read_image
 from diffir.inference.forward import forward_padded
+from diffir.inference.imageio import ImageError, read_image
 from diffir.inference.pipeline import Options, restore
 from diffir.tasks import get_task, image_tensor, tensor_image
 

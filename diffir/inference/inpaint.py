@@ -19,11 +19,12 @@ import numpy as np
 MAX_HOLE_WIDTH = 96
 """The widest hole (px, twice the largest distance to the hole's edge) run at full scale: the width
 of a training patch. Measured (``bench --inpaint-scale``, 8 validation photos at 512 px, painted
-strokes whose widest part is 30-84 px, averaging 68): the model of 2026-12-07 22:27 scores 20.08 dB
+strokes whose widest part is 30-84 px, averaging 68): the model of 2026-12-08 02:36 scores 20.09 dB
 hole PSNR at full scale (and with 96 or 128 px, which leave these holes at full scale), 20.00 /
-19.67 / 19.72 / 19.68 / 19.58 dB with 64 / 48 / 32 / 24 / 16 px, and with the app's crop (64 px
-of context) 20.01; OpenCV's Telea 19.16. The model of 2026-12-07 17:43 gave the same picture
-(19.71 at full scale, 19.70 with the crop at 96 px against 19.35 at 32); the first pull-push model
+19.90 / 19.84 / 19.71 / 19.60 dB with 64 / 48 / 32 / 24 / 16 px, and with the app's crop (64 px
+of context) 19.96; OpenCV's Telea 19.16. The models of 2026-12-07 gave the same picture
+(22:27: 20.08 at full scale, 20.01 with the crop; 17:43: 19.71, 19.70 with the crop at 96 px
+against 19.35 at 32); the first pull-push model
 was best at 32 px (19.60, full scale 19.47), the zero-fill model before it at 16 px: each model
 that starts from a better fill copes with wider holes."""
 EDGE_BLEND = 3  # px inside the hole where the full-resolution continuation fades into the fill
