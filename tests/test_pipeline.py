@@ -80,10 +80,10 @@ def test_inpainting_crops_around_the_mask_unless_told_not_to(models):
     img = u8(photo(200, 240))
     mask = np.zeros((200, 240), bool)
     mask[90:100, 100:120] = True
-    crop = restore("inpaint", img, mask=mask, model=models["inpaint"], options=Options(seed=0))
+    whole = restore("inpaint", img, mask=mask, model=models["inpaint"], options=Options(seed=0))
+    assert "crop" not in whole.extra  # no larger than the default trigger (512 px): the whole image
+    crop = restore("inpaint", img, mask=mask, model=models["inpaint"], options=Options(seed=0, crop_trigger=239))
     assert crop.extra["crop"] == "148×138"  # the hole's box and 64 px around it (the default margin)
-    whole = restore("inpaint", img, mask=mask, model=models["inpaint"], options=Options(seed=0, crop_trigger=240))
-    assert "crop" not in whole.extra  # no larger than the trigger: the whole image
     for r in (crop, whole):
         assert np.array_equal(decode_reference(r.png())[~mask], img[~mask]) and r.picture.size == (240, 200)
 

@@ -5,7 +5,8 @@ The shipped inpainting model on the validation photos with painted-stroke masks 
 (the widest hole run at full scale; 0 = always full scale), beside OpenCV's Telea fill. The setting
 with the best mean is what ``diffir.inference.inpaint.MAX_HOLE_WIDTH`` should be. Then, at that
 width, the crop around the mask: the whole image ("whole") against crops with several margins; the
-best is ``Options.crop_margin`` (``crop_trigger`` 0: always crop).
+best is ``Options.crop_margin`` (``crop_trigger`` 0: always crop); where the whole image beats every
+crop, ``Options.crop_trigger`` (images up to that size run whole) should cover this size.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ MAX_HOLE_WIDTH = 96
 of a training patch. Measured (``bench --inpaint-scale``, 8 validation photos at 512 px, painted
 strokes whose widest part is 30-84 px, averaging 68): the model of 2026-12-08 02:36 scores 20.09 dB
 hole PSNR at full scale (and with 96 or 128 px, which leave these holes at full scale), 20.00 /
-19.90 / 19.84 / 19.71 / 19.60 dB with 64 / 48 / 32 / 24 / 16 px, and with the app's crop (64 px
+19.90 / 19.84 / 19.71 / 19.60 dB with 64 / 48 / 32 / 24 / 16 px, and with a crop (64 px
 of context) 19.96; OpenCV's Telea 19.16. The models of 2026-12-07 gave the same picture
 (22:27: 20.08 at full scale, 20.01 with the crop; 17:43: 19.71, 19.70 with the crop at 96 px
 against 19.35 at 32); the first pull-push model

@@ -50,7 +50,7 @@ class Options:
     precision: str = "fp32"  # fp16 / bf16 on a GPU (falls back to fp32 on NaN); int8 1×1 convs on the CPU
     dilate: int = 0  # inpainting: grow the mask by this many pixels
     max_pixels: int = DEFAULT_MAX_PIXELS
-    crop_trigger: int = 0  # inpainting: images larger than this (px, long side) are cropped around the mask
+    crop_trigger: int = 512  # inpainting: images larger than this (px, long side) are cropped around the mask
     crop_margin: int = 64  # ... with this much context (or half the hole's box, if more): bench --inpaint-scale
     hole_width: int = MAX_HOLE_WIDTH  # inpainting: wider holes are filled downscaled (inpaint.py); 0 = never
 
