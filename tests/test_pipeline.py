@@ -96,7 +96,7 @@ def test_inpainting_runs_only_the_tiles_that_hold_the_hole(models):
     mask[5:12, 6:14] = mask[185:193, 220:230] = True
     opts = Options(seed=3, tile=64, overlap=16)
     r = restore("inpaint", img, mask=mask, model=models["inpaint"], options=opts)
-    assert "crop" not in r.extra and r.tiles == 2  # of the 4×4 windows, the two corners
+    assert "crop" not in r.extra and r.tiles == 2  # of the 3×4 windows, the two corners
     x = image_tensor(get_task("inpaint").network_input(r.source.rgb, mask))
     every_tile = tensor_image(forward_padded(models["inpaint"], x, seed=3, tile=64, overlap=16))
     np.testing.assert_array_equal(r.picture.rgb[mask], every_tile[mask])
