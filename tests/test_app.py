@@ -463,13 +463,15 @@ def _example_again(page, base: str, made: np.ndarray) -> None:
     the examples are made with, pixel for pixel."""
     page.click("#inpaint-run")
     page.wait_for_function(
-        "() => document.querySelector('#inpaint-status').innerText.includes('Done')", timeout=400_000
+        "() => document.querySelector('#inpaint-status').innerText.includes('Done')", polling=250, timeout=400_000
     )
     assert "seed 2023" in page.locator("#inpaint-status").inner_text()
     np.testing.assert_array_equal(_fetch(page, base, "#inpaint-download"), made)
 
 
 def _until(what, check, seconds: float, page, every_ms: int = 100):
+    # (``page.wait_for_function`` calls poll every 250 ms, not per animation frame: a page too busy
+    # to draw frames, as on a loaded CI machine, would otherwise never re-check its condition.)
     """Poll ``check()`` until it returns something true (the CPU may be busy: waits are generous)."""
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -590,7 +592,9 @@ def _chain(page, vp: str) -> None:
     page.wait_for_selector("#deblur-input img", timeout=60_000)
     assert page.locator("#tab-deblur-button").get_attribute("aria-selected") == "true"
     page.click("#deblur-run")
-    page.wait_for_function("() => document.querySelector('#deblur-status').innerText.includes('Done')", timeout=300_000)
+    page.wait_for_function(
+        "() => document.querySelector('#deblur-status').innerText.includes('Done')", polling=250, timeout=300_000
+    )
     assert "input 640×480" in page.locator("#deblur-status").inner_text()
     name = _download_name(page, "deblur")
     assert name.startswith("garden_inpaint_seed") and "_deblur_seed" in name, name
@@ -626,7 +630,7 @@ def _cancel(page, vp: str, log: Path) -> None:
     # Gradio redraws the row under progress, so the click event is sent to the button directly
     page.locator("#deblur-cancel").dispatch_event("click")
     page.wait_for_function(
-        "() => document.querySelector('#deblur-status').innerText.includes('Cancelled')", timeout=60_000
+        "() => document.querySelector('#deblur-status').innerText.includes('Cancelled')", polling=250, timeout=60_000
     )
     assert time.time() - t0 < 45
     assert page.locator("#deblur-download a").count() == 0
@@ -645,7 +649,9 @@ def _upscale(page, vp: str, tmp_path: Path) -> None:
     notes = tmp_path / "notes.png"
     notes.write_text("not an image")
     page.locator("#sr-input input[type=file]").set_input_files(str(notes))
-    page.wait_for_function("() => document.querySelector('#sr-status').innerText.includes('notes.png')", timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector('#sr-status').innerText.includes('notes.png')", polling=250, timeout=60_000
+    )
     assert "not an image" in page.locator("#sr-status").inner_text()
     assert page.locator("#sr-input img").count() == 0  # refused: the input is empty again
     page.locator("#sr-status").scroll_into_view_if_needed()
@@ -667,7 +673,7 @@ def _upscale(page, vp: str, tmp_path: Path) -> None:
     x0, y0 = box["x"] + (box["width"] - w) / 2, box["y"] + (box["height"] - h) / 2
     page.mouse.click(x0 + w * 0.15, y0 + h * 0.2)
     page.wait_for_function(
-        f"() => [...document.querySelectorAll('#sr-closeup img')].pop()?.src !== {first!r}", timeout=60_000
+        f"() => [...document.querySelectorAll('#sr-closeup img')].pop()?.src !== {first!r}", polling=250, timeout=60_000
     )
     page.locator("#sr-closeup").scroll_into_view_if_needed()
     _shot(page, f"{vp}_7_closeup")
@@ -750,7 +756,9 @@ def test_browser_closed_tab_stops_its_run(shipped_server, browser):
     before = log.read_text().count("deblur: cancelled")
     page.click("#deblur-run")
     page.wait_for_function(
-        "() => document.querySelector('.progress-level-inner')?.innerText.includes('tile')", timeout=180_000
+        "() => document.querySelector('.progress-level-inner')?.innerText.includes('tile')",
+        polling=250,
+        timeout=180_000,
     )
     page.close()
     t0 = time.time()
