@@ -469,9 +469,11 @@ def _example_again(page, base: str, made: np.ndarray) -> None:
     np.testing.assert_array_equal(_fetch(page, base, "#inpaint-download"), made)
 
 
+# The ``page.wait_for_function`` calls poll every 250 ms, not per animation frame: a page too busy
+# to draw frames, as on a loaded CI machine, would otherwise never re-check its condition.
+
+
 def _until(what, check, seconds: float, page, every_ms: int = 100):
-    # (``page.wait_for_function`` calls poll every 250 ms, not per animation frame: a page too busy
-    # to draw frames, as on a loaded CI machine, would otherwise never re-check its condition.)
     """Poll ``check()`` until it returns something true (the CPU may be busy: waits are generous)."""
     deadline = time.time() + seconds
     while time.time() < deadline:

@@ -194,9 +194,7 @@ def forward_padded(
             progress(0.0, "reading the whole image")
         cpen_tile = CPEN_TILE if tile > 0 else 0
         ipr = compute_ipr(model, xp, mode=mode, gt=gp, steps=steps, seed=seed, cpen_tile=cpen_tile)
-        need = _padded_needed(needed, *xp.shape[-2:])
-        windows = needed_tiles(tile_grid(*xp.shape[-2:], tile, overlap, cfg.multiple), need)
-        reporter = _TileReporter(len(windows), progress or _quiet)
+        reporter = _TileReporter(count_tiles(model, h, w, tile, overlap, needed), progress or _quiet)
         if progress:
             reporter.stage(0.0)
         with stage_reports(model.dirformer, reporter.stage) if progress else contextlib.nullcontext():
@@ -208,6 +206,6 @@ def forward_padded(
                 scale=cfg.out_scale,
                 multiple=cfg.multiple,
                 progress=reporter.tile if progress else None,
-                needed=need,
+                needed=_padded_needed(needed, *xp.shape[-2:]),
             )
     return out[..., : h * cfg.out_scale, : w * cfg.out_scale]

@@ -91,11 +91,11 @@ def run_tiled(
     ``needed`` (H×W bool, scale 1): only windows holding a needed pixel run (``needed_tiles``);
     pixels no window covered keep the input's first ``out_channels`` channels.
     """
+    if needed is not None and scale != 1:
+        raise ValueError("needed pixels select tiles of same-size outputs only (scale 1)")
     _, _, h, w = x.shape
     grid = tile_grid(h, w, tile, overlap, multiple)
     tiles = needed_tiles(grid, needed)
-    if needed is not None and scale != 1:
-        raise ValueError("needed pixels select tiles of same-size outputs only (scale 1)")
     if len(grid) == 1:
         out = fn(x).float().cpu()
         if progress:
